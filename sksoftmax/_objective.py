@@ -1,0 +1,186 @@
+"""Parameter layout, penalty and the loss-and-gradient that every solver calls.
+
+The objective minimised by every solver is::
+
+    (1 / sum(s)) * sum_i s_i * CE(softmax(W x_i + b), t_i)
+        + alpha * ((1 - l1_ratio) / 2 * ||W||_2^2 + l1_ratio * ||W||_1)
+
+with ``s`` the sample weights (times class weights) and ``t_i`` the
+label-smoothed target of sample ``i``. The intercept ``b`` is not penalised.
+:class:`SoftmaxObjective` knows the parameter layout (coefficients and
+intercept flattened into one float64 vector, the single-logit form for two
+classes) and turns the kernels' weighted sums into this objective. It knows
+nothing about solvers and nothing about scikit-learn.
+"""
+
+import numpy as np
+
+from ._kernels import Workspace, loss_gradient_sums
+
+
+class SoftmaxObjective:
+    """Softmax cross-entropy with elastic-net penalty over a fixed data set.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features) or scipy CSR matrix
+        Training data, C-contiguous when dense, float32 or float64. Never
+        copied or modified.
+    y : ndarray of shape (n_samples,), dtype intp
+        Class codes ``0 .. n_classes - 1``.
+    sample_weight : ndarray of shape (n_samples,), dtype float64
+        Non-negative weights, class weights already folded in.
+    n_classes : int
+        Number of classes ``K >= 2``. With ``K == 2`` the model has a single
+        logit (exactly binary logistic regression).
+    fit_intercept : bool
+        Whether the parameters hold an intercept.
+    alpha : float
+        Penalty strength.
+    l1_ratio : float
+        Share of the L1 penalty. The L1 part is not differentiable: it is
+        *not* part of :meth:`loss_gradient` and is applied by :meth:`prox`.
+    label_smoothing : float
+        ``epsilon`` in ``t = (1 - epsilon) onehot(y) + epsilon / K``.
+    n_threads : int
+        Threads for full-batch passes.
+    """
+
+    def __init__(self, X, y, sample_weight, n_classes, *, fit_intercept=True,
+                 alpha=0.0, l1_ratio=0.0, label_smoothing=0.0, n_threads=1):
+        self.X = X
+        self.y = y
+        self.sample_weight = sample_weight
+        self.n_classes = int(n_classes)
+        self.binary = self.n_classes == 2
+        self.n_logits = 1 if self.binary else self.n_classes
+        self.n_features = X.shape[1]
+        self.fit_intercept = fit_intercept
+        self.alpha = float(alpha)
+        self.l1_ratio = float(l1_ratio)
+        self.label_smoothing = float(label_smoothing)
+        self.n_threads = int(n_threads)
+        self.dtype = X.dtype
+        self.all_rows = np.arange(X.shape[0], dtype=np.intp)
+        self.weight_sum = float(sample_weight.sum())
+        self._workspace = Workspace(self.n_logits, self.n_features)
+        n_coef = self.n_logits * self.n_features
+        # Buffers in X's dtype that receive the float64 parameters per call.
+        self._coef = np.zeros((self.n_logits, self.n_features), dtype=self.dtype)
+        self._intercept = np.zeros(self.n_logits, dtype=self.dtype)
+        self._grad = np.zeros(n_coef + self.n_logits * fit_intercept)
+
+    @property
+    def n_params(self):
+        return self._grad.shape[0]
+
+    def init_params(self, coef=None, intercept=None):
+        """Flat float64 parameter vector, zeros or from given coef/intercept."""
+        params = np.zeros(self.n_params)
+        if coef is not None:
+            coef_view, intercept_view = self.unpack(params)
+            coef_view[:] = coef
+            if self.fit_intercept and intercept is not None:
+                intercept_view[:] = intercept
+        return params
+
+    def unpack(self, params):
+        """Views ``(coef, intercept)`` into a flat parameter vector.
+
+        ``intercept`` is a zero array (not a view) without an intercept.
+        """
+        n_coef = self.n_logits * self.n_features
+        coef = params[:n_coef].reshape(self.n_logits, self.n_features)
+        if self.fit_intercept:
+            intercept = params[n_coef:]
+        else:
+            intercept = np.zeros(self.n_logits, dtype=params.dtype)
+        return coef, intercept
+
+    def l2_strength(self):
+        return self.alpha * (1.0 - self.l1_ratio)
+
+    def l1_strength(self):
+        return self.alpha * self.l1_ratio
+
+    def penalty(self, params):
+        """Value of the full elastic-net penalty at ``params``."""
+        coef, _ = self.unpack(params)
+        value = 0.5 * self.l2_strength() * float(np.dot(coef.ravel(), coef.ravel()))
+        if self.l1_strength():
+            value += self.l1_strength() * float(np.abs(coef).sum())
+        return value
+
+    def loss_gradient(self, params, rows=None):
+        """Smooth part of the objective and its gradient over ``rows``.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,), float64
+        rows : ndarray of intp, default=None
+            Rows of a minibatch; all rows when None (full batch, parallel).
+
+        Returns
+        -------
+        loss : float
+            Weighted mean cross-entropy over ``rows`` plus the L2 penalty.
+        grad : ndarray of shape (n_params,), float64
+            Its gradient. The array is reused by the next call: copy it to
+            keep it.
+        """
+        full = rows is None
+        if full:
+            rows = self.all_rows
+        coef, intercept = self.unpack(params)
+        self._coef[:] = coef
+        self._intercept[:] = intercept
+        loss_sum, grad_coef, grad_intercept = loss_gradient_sums(
+            self.X, self.y, self.sample_weight, self._coef, self._intercept,
+            rows, self.label_smoothing, self.binary,
+            n_threads=self.n_threads if full else 1,
+            workspace=self._workspace,
+        )
+        weight_sum = self.sample_weight[rows].sum() if not full else self.weight_sum
+        grad_coef_out, grad_intercept_out = self.unpack(self._grad)
+        if weight_sum > 0:
+            loss = loss_sum / weight_sum
+            np.multiply(grad_coef, 1.0 / weight_sum, out=grad_coef_out)
+            if self.fit_intercept:
+                grad_intercept_out[:] = grad_intercept / weight_sum
+        else:  # a minibatch whose weights are all zero carries no data term
+            loss = 0.0
+            self._grad[:] = 0.0
+        l2 = self.l2_strength()
+        if l2:
+            loss += 0.5 * l2 * float(np.dot(coef.ravel(), coef.ravel()))
+            grad_coef_out += l2 * coef
+        return loss, self._grad
+
+    def objective(self, params):
+        """Full objective (data term + elastic-net penalty) on all rows."""
+        loss, _ = self.loss_gradient(params)
+        if self.l1_strength():
+            coef, _ = self.unpack(params)
+            loss += self.l1_strength() * float(np.abs(coef).sum())
+        return loss
+
+    def prox(self, params, step):
+        """Proximal step of the L1 penalty (soft-thresholding) on the coefficients.
+
+        ``step`` is a scalar or a flat array shaped like ``params`` (a
+        per-coordinate step, as Adam takes). The intercept is left alone.
+        """
+        strength = self.l1_strength()
+        if not strength:
+            return
+        coef, _ = self.unpack(params)
+        if np.ndim(step):
+            step, _ = self.unpack(step)
+        threshold = strength * step
+        np.copyto(coef, np.sign(coef) * np.maximum(np.abs(coef) - threshold, 0.0))
+
+    def decision(self, params, X, rows=None):
+        """Logits (n, n_logits) of ``X[rows]`` under ``params`` in float64."""
+        coef, intercept = self.unpack(params)
+        Xr = X if rows is None else X[rows]
+        return np.asarray(Xr @ coef.T) + intercept

@@ -1,0 +1,240 @@
+"""Optimisers: full-batch L-BFGS (scipy) and minibatch SGD / Adam.
+
+Solvers see only callables: ``loss_gradient(params[, rows]) -> (loss, grad)``
+on a flat float64 parameter vector, and for the minibatch solvers a
+``prox(params, step)`` for the L1 part and an optional validation score. They
+know nothing of the data format and nothing of scikit-learn.
+"""
+
+import time
+
+import numpy as np
+from scipy.optimize import minimize
+
+LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive")
+
+
+class DivergenceError(FloatingPointError):
+    """The objective or the parameters became non-finite."""
+
+
+def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False):
+    """Minimise a smooth objective with scipy's L-BFGS-B.
+
+    Parameters
+    ----------
+    loss_gradient : callable
+        ``loss_gradient(params) -> (loss, grad)``.
+    params0 : ndarray of float64
+        Starting point.
+    max_iter : int
+        Maximum number of L-BFGS iterations.
+    tol : float
+        Stop when the largest absolute gradient entry is at most ``tol``.
+    verbose : bool
+        Print one line per iteration.
+
+    Returns
+    -------
+    params : ndarray
+    n_iter : int
+    loss_curve : list of float
+        Objective after each iteration.
+    converged : bool
+        False when ``max_iter`` was reached before ``tol``.
+    """
+    loss_curve = []
+    start = time.perf_counter()
+
+    def fun(params):
+        loss, grad = loss_gradient(params)
+        # scipy keeps a reference to the gradient: hand it a copy.
+        return loss, grad.copy()
+
+    def callback(intermediate_result):
+        loss_curve.append(float(intermediate_result.fun))
+        if verbose:
+            print(f"Iteration {len(loss_curve)}, loss = {loss_curve[-1]:.8f}, "
+                  f"time = {time.perf_counter() - start:.3f}s")
+
+    result = minimize(
+        fun, params0, method="L-BFGS-B", jac=True, callback=callback,
+        options={"maxiter": max_iter, "gtol": tol, "maxls": 50,
+                 # The objective is O(1): stop on the gradient, not on f.
+                 "ftol": 64 * np.finfo(float).eps},
+    )
+    params = result.x
+    if not np.isfinite(result.fun) or not np.all(np.isfinite(params)):
+        raise DivergenceError(f"L-BFGS reached a non-finite objective ({result.message}).")
+    return params, int(result.nit), loss_curve, result.status != 1
+
+
+class MinibatchState:
+    """Everything a minibatch run carries from one epoch (or call) to the next."""
+
+    def __init__(self, params, solver, eta0):
+        self.params = params
+        self.solver = solver
+        self.step = 0  # optimiser updates so far
+        self.eta = eta0  # current base learning rate for "adaptive"
+        self.velocity = np.zeros_like(params)  # sgd momentum
+        self.m = np.zeros_like(params)  # adam first moment
+        self.v = np.zeros_like(params)  # adam second moment
+
+
+class MinibatchSolver:
+    """Minibatch SGD (with momentum / Nesterov) or Adam, epoch by epoch.
+
+    Parameters
+    ----------
+    solver : {"sgd", "adam"}
+    learning_rate : {"constant", "optimal", "invscaling", "adaptive"}
+        Base step ``eta_t`` at update ``t`` (counted from 0):
+        ``"constant"``: ``eta0``; ``"optimal"``: ``eta0 / (1 + eta0 * alpha * t)``
+        (Bottou's schedule, tending to ``1 / (alpha t)``); ``"invscaling"``:
+        ``eta0 / (t + 1) ** power_t``; ``"adaptive"``: ``eta0``, divided by 5
+        each time ``n_iter_no_change`` epochs pass without improvement.
+    eta0, power_t, alpha : float
+    momentum : float
+        SGD momentum in ``[0, 1]``.
+    nesterovs_momentum : bool
+    beta_1, beta_2, epsilon : float
+        Adam's moment decays and denominator guard.
+    """
+
+    def __init__(self, solver, *, learning_rate, eta0, power_t, alpha, momentum,
+                 nesterovs_momentum, beta_1, beta_2, epsilon):
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.alpha = alpha
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def init_state(self, params):
+        return MinibatchState(params, self.solver, self.eta0)
+
+    def _eta(self, state):
+        t = state.step
+        if self.learning_rate == "optimal":
+            return self.eta0 / (1.0 + self.eta0 * self.alpha * t)
+        if self.learning_rate == "invscaling":
+            return self.eta0 / (t + 1.0) ** self.power_t
+        return state.eta  # constant and adaptive
+
+    def _update(self, state, grad, prox):
+        eta = self._eta(state)
+        params = state.params
+        if self.solver == "sgd":
+            v = state.velocity
+            v *= self.momentum
+            v -= eta * grad
+            if self.nesterovs_momentum:
+                params += self.momentum * v - eta * grad
+            else:
+                params += v
+            prox(params, eta)
+        else:
+            t = state.step + 1
+            state.m *= self.beta_1
+            state.m += (1.0 - self.beta_1) * grad
+            state.v *= self.beta_2
+            state.v += (1.0 - self.beta_2) * grad * grad
+            lr = eta * np.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
+            scale = lr / (np.sqrt(state.v) + self.epsilon)
+            params -= scale * state.m
+            prox(params, scale)
+        state.step += 1
+
+    def epoch(self, state, loss_gradient, prox, rows, batch_size, weights, rng):
+        """One pass of minibatch updates over ``rows``.
+
+        Parameters
+        ----------
+        rows : ndarray of intp
+            Training rows; visited in a fresh random order when ``rng`` is
+            given (shuffling the indices, never the data).
+        weights : ndarray of float64
+            Per-row weights, used to average the minibatch losses into the
+            epoch's loss.
+
+        Returns
+        -------
+        epoch_loss : float
+            Weighted mean over the epoch of the smooth loss of each minibatch,
+            measured before its update.
+        """
+        order = rng.permutation(rows) if rng is not None else rows
+        total, total_weight = 0.0, 0.0
+        for start in range(0, order.shape[0], batch_size):
+            batch = order[start:start + batch_size]
+            loss, grad = loss_gradient(state.params, batch)
+            if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
+                raise DivergenceError("non-finite loss or gradient")
+            w = float(weights[batch].sum())
+            total += loss * w
+            total_weight += w
+            self._update(state, grad, prox)
+        if not np.all(np.isfinite(state.params)):
+            raise DivergenceError("non-finite parameters")
+        return total / total_weight if total_weight > 0 else 0.0
+
+    def fit(self, state, loss_gradient, prox, rows, *, batch_size, weights, rng,
+            shuffle, max_iter, tol, n_iter_no_change, penalty=None,
+            validation_score=None, verbose=False):
+        """Epochs until convergence, early stopping or ``max_iter``.
+
+        Without ``validation_score``, the run stops once the epoch's training
+        objective has failed to drop by ``tol`` below the best so far for
+        ``n_iter_no_change`` consecutive epochs. With it, the same rule is
+        applied to the validation score (which must rise by ``tol``). With
+        ``"adaptive"``, such a stall divides the learning rate by 5 instead,
+        until it falls below 1e-6.
+
+        Returns
+        -------
+        n_epochs : int
+        loss_curve : list of float
+        validation_scores : list of float
+        converged : bool
+        """
+        loss_curve, validation_scores = [], []
+        best_loss, best_score = np.inf, -np.inf
+        no_improvement = 0
+        start = time.perf_counter()
+        for epoch in range(1, max_iter + 1):
+            try:
+                loss = self.epoch(state, loss_gradient, prox, rows, batch_size,
+                                  weights, rng if shuffle else None)
+            except DivergenceError:
+                raise DivergenceError(f"epoch #{epoch}") from None
+            if penalty is not None:
+                loss += penalty(state.params)
+            loss_curve.append(loss)
+            if validation_score is not None:
+                score = validation_score(state.params)
+                validation_scores.append(score)
+                improved = score > best_score + tol
+                best_score = max(best_score, score)
+            else:
+                improved = loss < best_loss - tol
+            best_loss = min(best_loss, loss)
+            no_improvement = 0 if improved else no_improvement + 1
+            if verbose:
+                line = f"Epoch {epoch}, loss = {loss:.8f}"
+                if validation_score is not None:
+                    line += f", validation score = {validation_scores[-1]:.6f}"
+                print(f"{line}, time = {time.perf_counter() - start:.3f}s")
+            if no_improvement >= n_iter_no_change:
+                if self.learning_rate == "adaptive" and state.eta > 1e-6:
+                    state.eta /= 5.0
+                    no_improvement = 0
+                    if verbose:
+                        print(f"Learning rate set to {state.eta:.3g}")
+                    continue
+                return epoch, loss_curve, validation_scores, True
+        return max_iter, loss_curve, validation_scores, False
