@@ -1,0 +1,659 @@
+"""The scikit-learn estimator: validation, parameters, fitted attributes, dispatch."""
+
+import contextlib
+import time
+import warnings
+from numbers import Integral, Real
+
+import numba
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+)
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import _cuda
+from ._math import log_softmax, softmax
+from ._objective import SoftmaxObjective
+from ._solvers import LEARNING_RATES, DivergenceError, MinibatchSolver, lbfgs
+
+_STOCHASTIC = ("sgd", "adam")
+
+
+def _stochastic_solver(estimator):
+    if estimator.solver not in _STOCHASTIC:
+        raise AttributeError(
+            f"partial_fit is only available for the stochastic solvers "
+            f"{_STOCHASTIC}; solver={estimator.solver!r} is not stochastic."
+        )
+    return True
+
+
+@contextlib.contextmanager
+def _numba_threads(n_jobs):
+    """Run the kernels on ``n_jobs`` threads, restoring the caller's setting."""
+    previous = numba.get_num_threads()
+    if n_jobs is None:
+        n = numba.config.NUMBA_NUM_THREADS
+    elif n_jobs < 0:
+        n = max(1, numba.config.NUMBA_NUM_THREADS + 1 + n_jobs)
+    else:
+        n = min(n_jobs, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(previous)
+
+
+class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
+    """Multinomial (softmax) logistic regression with Numba kernels.
+
+    Minimises the weighted mean softmax cross-entropy plus an elastic-net
+    penalty on the coefficients (the intercept is not penalised)::
+
+        (1 / sum(s)) * sum_i s_i * CE(softmax(W x_i + b), y_i)
+            + alpha * ((1 - l1_ratio) / 2 * ||W||_2^2 + l1_ratio * ||W||_1)
+
+    where ``s`` are the sample weights times the class weights. With
+    ``l1_ratio=0`` the minimiser is the same as that of
+    ``LogisticRegression(C=1 / (alpha * sum(s)))`` (``C = 1 / (alpha *
+    n_samples)`` without weights). With two classes the model is
+    ``softmax([0, z])``, which is exactly binary logistic regression.
+
+    Parameters
+    ----------
+    solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
+        ``"lbfgs"``: full-batch L-BFGS (scipy) to the exact optimum.
+        ``"sgd"``: minibatch SGD with momentum. ``"adam"``: minibatch Adam.
+    alpha : float, default=1e-4
+        Regularisation strength, ``>= 0``.
+    l1_ratio : float, default=0.0
+        Elastic-net mixing in ``[0, 1]``: 0 is pure L2, 1 pure L1. The L1
+        part is applied by a proximal (soft-thresholding) step, so it needs
+        ``solver="sgd"`` or ``"adam"``.
+    fit_intercept : bool, default=True
+        Whether to fit an intercept per class.
+    max_iter : int, default=1000
+        Maximum L-BFGS iterations, or epochs for ``"sgd"`` and ``"adam"``.
+    tol : float, default=1e-4
+        ``"lbfgs"`` stops when the largest absolute gradient entry is at most
+        ``tol``. ``"sgd"``/``"adam"`` stop when the epoch's training objective
+        (or, with early stopping, the validation accuracy) has not improved by
+        ``tol`` for ``n_iter_no_change`` consecutive epochs.
+    batch_size : int or "auto", default="auto"
+        Minibatch size for ``"sgd"`` and ``"adam"``; ``"auto"`` is
+        ``min(200, n_samples)``. Larger values are clipped to the number of
+        training samples.
+    learning_rate : {"constant", "optimal", "invscaling", "adaptive"}, \
+            default="optimal"
+        Schedule of the base step ``eta_t`` at update ``t = 0, 1, ...``:
+        ``"constant"``: ``eta0``; ``"optimal"``: ``eta0 / (1 + eta0 * alpha *
+        t)``, which tends to the ``1 / (alpha t)`` of strongly convex SGD;
+        ``"invscaling"``: ``eta0 / (t + 1) ** power_t``; ``"adaptive"``:
+        ``eta0``, divided by 5 whenever ``n_iter_no_change`` epochs pass
+        without improvement, until it is below 1e-6. Adam scales its step by
+        the same schedule.
+    eta0 : float, default=0.01
+        Initial learning rate of ``"sgd"`` and ``"adam"``.
+    power_t : float, default=0.5
+        Exponent of ``"invscaling"``.
+    momentum : float, default=0.9
+        Momentum of ``"sgd"``, in ``[0, 1]``.
+    nesterovs_momentum : bool, default=True
+        Whether ``"sgd"`` uses Nesterov's momentum.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Decay rates of Adam's first and second moment estimates, in ``[0, 1)``.
+    epsilon : float, default=1e-8
+        Adam's denominator guard.
+    early_stopping : bool, default=False
+        For ``"sgd"``/``"adam"``: hold out a stratified ``validation_fraction``
+        of the training data and stop when its accuracy has not improved by
+        ``tol`` for ``n_iter_no_change`` consecutive epochs (as
+        ``SGDClassifier``). Ignored by ``"lbfgs"`` and by ``partial_fit``.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping, in (0, 1).
+    n_iter_no_change : int, default=5
+        Epochs without improvement before stopping (or, for ``"adaptive"``,
+        before dividing the learning rate).
+    shuffle : bool, default=True
+        Visit the training rows in a new random order each epoch. Rows are
+        shuffled by index; ``X`` is never copied.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling and the early-stopping split.
+    class_weight : dict, "balanced" or None, default=None
+        Per-class weights multiplying the sample weights. ``"balanced"`` uses
+        ``n_samples / (n_classes * np.bincount(y))``.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution when the classes and the
+        number of features are unchanged.
+    label_smoothing : float, default=0.0
+        ``epsilon`` in ``[0, 1)``: the targets are
+        ``(1 - epsilon) * onehot(y) + epsilon / n_classes``.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where the fused loss-and-gradient pass runs. ``"cuda"`` needs a usable
+        NVIDIA GPU and the ``cuda`` extra (``numba-cuda``); ``"auto"`` uses
+        the CPU unless a GPU kernel can run.
+    n_jobs : int or None, default=None
+        Threads of the full-batch kernels. None uses all of Numba's threads;
+        negative values count back from that number (-1 is all).
+    verbose : int, default=0
+        Print one line per iteration or epoch (loss, validation score, time).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        Coefficients, in the dtype of the training data. One row for two
+        classes (the logit of ``classes_[1]``).
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        Intercepts (zeros when ``fit_intercept=False``).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+    n_iter_ : int
+        L-BFGS iterations, or epochs run by ``"sgd"``/``"adam"`` (summed over
+        ``partial_fit`` calls).
+    t_ : int
+        Number of training samples seen by ``"sgd"``/``"adam"``.
+    loss_curve_ : list of float
+        Training objective after each iteration (``"lbfgs"``) or epoch (mean
+        over the epoch's minibatches, ``"sgd"``/``"adam"``).
+    validation_scores_ : list of float or None
+        Validation accuracy after each epoch with early stopping, else None.
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``, else None.
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegression : The same model with
+        ``C = 1 / (alpha * n_samples)``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sksoftmax import SoftmaxRegressionClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = SoftmaxRegressionClassifier(alpha=1e-3).fit(X, y)
+    >>> clf.coef_.shape
+    (3, 4)
+    >>> float(clf.score(X, y)) > 0.95
+    True
+    """
+
+    _parameter_constraints = {
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "fit_intercept": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"),
+                       StrOptions({"auto"})],
+        "learning_rate": [StrOptions(set(LEARNING_RATES))],
+        "eta0": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "warm_start": ["boolean"],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        solver="lbfgs",
+        alpha=1e-4,
+        l1_ratio=0.0,
+        fit_intercept=True,
+        max_iter=1000,
+        tol=1e-4,
+        batch_size="auto",
+        learning_rate="optimal",
+        eta0=0.01,
+        power_t=0.5,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        shuffle=True,
+        random_state=None,
+        class_weight=None,
+        warm_start=False,
+        label_smoothing=0.0,
+        device="cpu",
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.solver = solver
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.label_smoothing = label_smoothing
+        self.device = device
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _check_solver_params(self):
+        if self.solver == "lbfgs" and self.l1_ratio > 0:
+            raise ValueError(
+                f"solver='lbfgs' handles only the L2 penalty, got "
+                f"l1_ratio={self.l1_ratio!r}. Use solver='sgd' or 'adam' for an "
+                f"L1 or elastic-net penalty, or set l1_ratio=0."
+            )
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs == 0 has no meaning; use None, -1 or >= 1.")
+        _cuda.resolve_device(self.device)
+
+    def _validate_X_y(self, X, y, reset):
+        X, y = validate_data(
+            self, X, y, reset=reset, accept_sparse="csr",
+            dtype=[np.float64, np.float32], order="C", accept_large_sparse=True,
+        )
+        check_classification_targets(y)
+        return X, y
+
+    def _sample_weight(self, X, y_codes, sample_weight, classes):
+        """Sample weights times class weights, as float64."""
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        if self.class_weight is not None:
+            class_weight = compute_class_weight(
+                self.class_weight, classes=classes, y=classes[y_codes]
+            )
+            sample_weight = sample_weight * class_weight[y_codes]
+        weight_per_class = np.bincount(y_codes, weights=sample_weight,
+                                       minlength=len(classes))
+        if np.count_nonzero(weight_per_class) < 2:
+            raise ValueError(
+                "The sample weights (times class weights) leave positive weight on "
+                f"fewer than 2 classes (weight per class: {weight_per_class}); "
+                "fitting needs samples of at least 2 classes."
+            )
+        return sample_weight
+
+    def _objective(self, X, y_codes, sample_weight, n_threads):
+        return SoftmaxObjective(
+            X, y_codes, sample_weight, len(self.classes_),
+            fit_intercept=self.fit_intercept, alpha=self.alpha,
+            l1_ratio=self.l1_ratio, label_smoothing=self.label_smoothing,
+            n_threads=n_threads,
+        )
+
+    def _minibatch_solver(self):
+        return MinibatchSolver(
+            self.solver, learning_rate=self.learning_rate, eta0=self.eta0,
+            power_t=self.power_t, alpha=self.alpha, momentum=self.momentum,
+            nesterovs_momentum=self.nesterovs_momentum, beta_1=self.beta_1,
+            beta_2=self.beta_2, epsilon=self.epsilon,
+        )
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        return min(self.batch_size, n_samples)
+
+    def _store_params(self, objective, params):
+        coef, intercept = objective.unpack(params)
+        if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+            raise self._divergence_error("the end of the fit")
+        self.coef_ = coef.astype(objective.dtype)
+        self.intercept_ = np.asarray(intercept, dtype=objective.dtype).copy()
+
+    def _divergence_error(self, where):
+        if self.solver == "lbfgs":
+            advice = "or increasing alpha"
+        else:
+            advice = "or decreasing eta0"
+        return ValueError(
+            f"Floating-point under-/overflow occurred at {where}: the objective or "
+            f"the coefficients became non-finite. Scaling input data with "
+            f"StandardScaler or MinMaxScaler, {advice}, might help."
+        )
+
+    def _warm_params(self, objective):
+        fitted = getattr(self, "coef_", None)
+        if (
+            self.warm_start
+            and fitted is not None
+            and fitted.shape == (objective.n_logits, objective.n_features)
+        ):
+            return objective.init_params(self.coef_, self.intercept_)
+        return objective.init_params()
+
+    # ----------------------------------------------------------------- fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to the data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. Float32 and float64 arrays are used as they are
+            (float32 stays float32); CSC is converted to CSR.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples.
+
+        Returns
+        -------
+        self : SoftmaxRegressionClassifier
+            The fitted estimator.
+        """
+        self._check_solver_params()
+        X, y = self._validate_X_y(X, y, reset=True)
+        classes, y_codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                "This solver needs samples of at least 2 classes in the data, but "
+                f"the data contains only one class: {classes[0]!r}."
+            )
+        previous_classes = getattr(self, "classes_", None)
+        if (self.warm_start and previous_classes is not None
+                and not np.array_equal(previous_classes, classes)):
+            self.coef_ = None  # classes changed: nothing to warm-start from
+        self.classes_ = classes
+        y_codes = y_codes.astype(np.intp, copy=False)
+        sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
+
+        with _numba_threads(self.n_jobs) as n_threads:
+            objective = self._objective(X, y_codes, sample_weight, n_threads)
+            params = self._warm_params(objective)
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(objective, params)
+            else:
+                self._fit_minibatch(objective, params, X, y_codes, sample_weight)
+        return self
+
+    def _fit_lbfgs(self, objective, params):
+        try:
+            params, n_iter, loss_curve, converged = lbfgs(
+                objective.loss_gradient, params, max_iter=self.max_iter,
+                tol=self.tol, verbose=self.verbose,
+            )
+        except DivergenceError:
+            raise self._divergence_error("an L-BFGS iteration") from None
+        self._store_params(objective, params)
+        self.n_iter_ = max(n_iter, 1)
+        self.loss_curve_ = loss_curve
+        self.validation_scores_ = None
+        self.best_validation_score_ = None
+        self._minibatch_state = None
+        if not converged:
+            warnings.warn(
+                f"L-BFGS did not converge in max_iter={self.max_iter} iterations "
+                f"(tol={self.tol}). Increase max_iter or scale the data, e.g. "
+                "with StandardScaler.",
+                ConvergenceWarning,
+            )
+
+    def _fit_minibatch(self, objective, params, X, y_codes, sample_weight):
+        rng = check_random_state(self.random_state)
+        train_rows = objective.all_rows
+        validation_score = None
+        if self.early_stopping:
+            train_rows, val_rows = train_test_split(
+                objective.all_rows, test_size=self.validation_fraction,
+                stratify=y_codes, random_state=rng.randint(np.iinfo(np.int32).max),
+            )
+            train_rows = np.sort(train_rows)
+            X_val, y_val, w_val = X[val_rows], y_codes[val_rows], sample_weight[val_rows]
+
+            def validation_score(p):
+                return self._accuracy(objective, p, X_val, y_val, w_val)
+
+        solver = self._minibatch_solver()
+        state = solver.init_state(params)
+        try:
+            n_epochs, loss_curve, scores, converged = solver.fit(
+                state, objective.loss_gradient, objective.prox, train_rows,
+                batch_size=self._batch_size(train_rows.shape[0]),
+                weights=sample_weight, rng=rng, shuffle=self.shuffle,
+                max_iter=self.max_iter, tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                penalty=self._l1_penalty(objective),
+                validation_score=validation_score, verbose=self.verbose,
+            )
+        except DivergenceError as exc:
+            raise self._divergence_error(str(exc)) from None
+        self._store_params(objective, state.params)
+        self.n_iter_ = n_epochs
+        self.t_ = n_epochs * train_rows.shape[0]
+        self.loss_curve_ = loss_curve
+        self.validation_scores_ = scores if self.early_stopping else None
+        self.best_validation_score_ = max(scores) if self.early_stopping else None
+        self._minibatch_state = state
+        self._rng = rng
+        if not converged:
+            warnings.warn(
+                f"Maximum number of epochs ({self.max_iter}) reached before "
+                f"convergence (tol={self.tol}). Increase max_iter.",
+                ConvergenceWarning,
+            )
+
+    @staticmethod
+    def _l1_penalty(objective):
+        """The non-smooth part of the objective, added to the reported loss."""
+        strength = objective.l1_strength()
+        if not strength:
+            return None
+        return lambda p: strength * float(np.abs(objective.unpack(p)[0]).sum())
+
+    @staticmethod
+    def _accuracy(objective, params, X, y_codes, weights):
+        scores = objective.decision(params, X)
+        pred = (scores[:, 0] > 0).astype(np.intp) if objective.binary else \
+            np.argmax(scores, axis=1)
+        return float(np.average(pred == y_codes, weights=weights))
+
+    @available_if(_stochastic_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of minibatch updates over ``X`` (``"sgd"``/``"adam"`` only).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,)
+            Its class labels; all must be among ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the problem. Required on the first call, checked
+            against ``classes_`` afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples.
+
+        Returns
+        -------
+        self : SoftmaxRegressionClassifier
+            The updated estimator.
+        """
+        self._check_solver_params()
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: the "
+                "class frequencies of a single chunk are not those of the data. "
+                "Compute weights with sklearn.utils.compute_class_weight on all "
+                "of y and pass them as a dict."
+            )
+        first_call = _check_partial_fit_first_call(self, classes)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"classes must hold at least 2 classes, got {self.classes_!r}."
+            )
+        X, y = self._validate_X_y(X, y, reset=first_call)
+        known = np.isin(y, self.classes_)
+        if not np.all(known):
+            raise ValueError(
+                f"y contains labels not in classes: {np.unique(y[~known])!r}; "
+                f"classes are {self.classes_!r}."
+            )
+        y_codes = np.searchsorted(self.classes_, y).astype(np.intp)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True,
+            allow_all_zero_weights=True,
+        )
+        if isinstance(self.class_weight, dict):
+            class_weight = compute_class_weight(
+                self.class_weight, classes=self.classes_, y=y
+            )
+            sample_weight = sample_weight * class_weight[y_codes]
+
+        with _numba_threads(self.n_jobs):
+            objective = self._objective(X, y_codes, sample_weight, 1)
+            solver = self._minibatch_solver()
+            state = getattr(self, "_minibatch_state", None)
+            if first_call or state is None or state.solver != self.solver:
+                params = objective.init_params(
+                    *((self.coef_, self.intercept_) if not first_call else ())
+                )
+                state = solver.init_state(params)
+                self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
+                self._rng = check_random_state(self.random_state)
+            start = time.perf_counter()
+            try:
+                loss = solver.epoch(
+                    state, objective.loss_gradient, objective.prox,
+                    objective.all_rows, self._batch_size(X.shape[0]),
+                    sample_weight, self._rng if self.shuffle else None,
+                )
+            except DivergenceError:
+                raise self._divergence_error(
+                    f"epoch #{self.n_iter_ + 1}") from None
+        l1 = self._l1_penalty(objective)
+        if l1 is not None:
+            loss += l1(state.params)
+        self._store_params(objective, state.params)
+        self._minibatch_state = state
+        self.n_iter_ += 1
+        self.t_ += X.shape[0]
+        self.loss_curve_.append(loss)
+        self.validation_scores_ = None
+        self.best_validation_score_ = None
+        if self.verbose:
+            print(f"Epoch {self.n_iter_}, loss = {loss:.8f}, "
+                  f"time = {time.perf_counter() - start:.3f}s")
+        return self
+
+    # -------------------------------------------------------------- prediction
+    def decision_function(self, X):
+        """Logits of the samples.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            With two classes, the logit of ``classes_[1]`` (positive means
+            ``classes_[1]``); otherwise one logit per class.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, accept_sparse="csr",
+                          dtype=[np.float64, np.float32], accept_large_sparse=True)
+        scores = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
+        return scores.ravel() if scores.shape[1] == 1 else scores
+
+    def _logits(self, X):
+        """Full (n_samples, n_classes) logits, with the zero logit of class 0."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return np.column_stack([np.zeros_like(scores), scores])
+        return scores
+
+    def predict(self, X):
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        logits = self._logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def predict_proba(self, X):
+        """Class probabilities ``softmax(W x + b)``, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        return softmax(self._logits(X), axis=1)
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, by log-sum-exp (never ``log(0)``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        return log_softmax(self._logits(X), axis=1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
