@@ -152,8 +152,10 @@ class SoftmaxObjective:
             self._grad[:] = 0.0
         l2 = self.l2_strength()
         if l2:
-            loss += 0.5 * l2 * float(np.dot(coef.ravel(), coef.ravel()))
-            grad_coef_out += l2 * coef
+            # Overflow here means divergence, which the solvers report.
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss += 0.5 * l2 * float(np.dot(coef.ravel(), coef.ravel()))
+                grad_coef_out += l2 * coef
         return loss, self._grad
 
     def objective(self, params):
@@ -164,20 +166,35 @@ class SoftmaxObjective:
             loss += self.l1_strength() * float(np.abs(coef).sum())
         return loss
 
-    def prox(self, params, step):
+    def prox(self, params, step, out_shift=None):
         """Proximal step of the L1 penalty (soft-thresholding) on the coefficients.
 
-        ``step`` is a scalar or a flat array shaped like ``params`` (a
-        per-coordinate step, as Adam takes). The intercept is left alone.
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+            Updated in place. The intercept is left alone.
+        step : float or ndarray of shape (n_params,)
+            Step size, scalar or per coordinate (as Adam takes).
+        out_shift : ndarray of shape (n_params,), default=None
+            Receives the displacement made, ``new - old``.
+
+        Returns
+        -------
+        changed : bool
+            False when there is no L1 penalty (nothing is done).
         """
         strength = self.l1_strength()
         if not strength:
-            return
+            return False
         coef, _ = self.unpack(params)
         if np.ndim(step):
             step, _ = self.unpack(step)
-        threshold = strength * step
-        np.copyto(coef, np.sign(coef) * np.maximum(np.abs(coef) - threshold, 0.0))
+        shrunk = np.sign(coef) * np.maximum(np.abs(coef) - strength * step, 0.0)
+        if out_shift is not None:
+            shift_coef, _ = self.unpack(out_shift)
+            np.subtract(shrunk, coef, out=shift_coef)
+        np.copyto(coef, shrunk)
+        return True
 
     def decision(self, params, X, rows=None):
         """Logits (n, n_logits) of ``X[rows]`` under ``params`` in float64."""

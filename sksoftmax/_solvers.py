@@ -80,6 +80,7 @@ class MinibatchState:
         self.velocity = np.zeros_like(params)  # sgd momentum
         self.m = np.zeros_like(params)  # adam first moment
         self.v = np.zeros_like(params)  # adam second moment
+        self.shift = np.zeros_like(params)  # displacement made by the last prox
 
 
 class MinibatchSolver:
@@ -100,6 +101,12 @@ class MinibatchSolver:
     nesterovs_momentum : bool
     beta_1, beta_2, epsilon : float
         Adam's moment decays and denominator guard.
+
+    Notes
+    -----
+    The non-smooth part enters through ``prox(params, step, out_shift)``: it
+    updates ``params`` in place, writes the displacement it made to
+    ``out_shift`` and returns whether it did anything.
     """
 
     def __init__(self, solver, *, learning_rate, eta0, power_t, alpha, momentum,
@@ -137,7 +144,10 @@ class MinibatchSolver:
                 params += self.momentum * v - eta * grad
             else:
                 params += v
-            prox(params, eta)
+            if prox(params, eta, out_shift=state.shift):
+                # The velocity must carry the shrinkage too, or momentum keeps
+                # pushing thresholded coefficients away from zero.
+                v += state.shift
         else:
             t = state.step + 1
             state.m *= self.beta_1
@@ -147,7 +157,7 @@ class MinibatchSolver:
             lr = eta * np.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
             scale = lr / (np.sqrt(state.v) + self.epsilon)
             params -= scale * state.m
-            prox(params, scale)
+            prox(params, scale, out_shift=state.shift)
         state.step += 1
 
     def epoch(self, state, loss_gradient, prox, rows, batch_size, weights, rng):

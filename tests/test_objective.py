@@ -104,14 +104,24 @@ def test_prox_is_soft_thresholding_of_the_coefficients_only():
     obj, _ = make(alpha=2.0, l1_ratio=0.25, d=2)  # l1 strength 0.5
     params = obj.init_params(np.array([[1.0, -0.2], [0.3, -2.0], [0.0, 0.6]]),
                              np.array([5.0, -5.0, 0.1]))
-    obj.prox(params, 0.8)  # threshold 0.4
+    shift = np.zeros(obj.n_params)
+    assert obj.prox(params, 0.8, out_shift=shift)  # threshold 0.4
     coef, intercept = obj.unpack(params)
     assert_allclose(coef, [[0.6, 0.0], [0.0, -1.6], [0.0, 0.2]])
+    assert_allclose(obj.unpack(shift)[0], [[-0.4, 0.2], [-0.3, 0.4], [0.0, -0.4]])
+    assert_allclose(obj.unpack(shift)[1], 0.0)
     assert_allclose(intercept, [5.0, -5.0, 0.1])
     # a per-coordinate step
     step = np.full(obj.n_params, 0.2)
     obj.prox(params, step)
     assert_allclose(obj.unpack(params)[0], [[0.5, 0.0], [0.0, -1.5], [0.0, 0.1]])
+
+
+def test_prox_without_l1_does_nothing():
+    obj, params = make(alpha=2.0, l1_ratio=0.0)
+    before = params.copy()
+    assert not obj.prox(params, 0.8)
+    assert_allclose(params, before)
 
 
 def test_objective_includes_the_l1_part():

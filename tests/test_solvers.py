@@ -16,8 +16,8 @@ def quadratic(params, rows=None):
     return 0.5 * float(np.sum(SCALES * diff**2)), SCALES * diff
 
 
-def no_prox(params, step):
-    pass
+def no_prox(params, step, out_shift=None):
+    return False
 
 
 def make_solver(solver="sgd", **kw):
