@@ -397,7 +397,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise ValueError(
                 "This solver needs samples of at least 2 classes in the data, but "
-                f"the data contains only one class: {classes[0]!r}."
+                f"the data contains only one class: {classes[0]}."
             )
         previous_classes = getattr(self, "classes_", None)
         if (self.warm_start and previous_classes is not None

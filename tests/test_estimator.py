@@ -1,0 +1,567 @@
+"""SoftmaxRegressionClassifier against LogisticRegression, scipy and the sklearn API."""
+
+import io
+import pickle
+import re
+import warnings
+
+import joblib
+import numba
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.optimize import minimize
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_digits,
+    load_iris,
+    load_wine,
+    make_blobs,
+    make_classification,
+)
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import sksoftmax._estimator as estimator_module
+from sksoftmax import SoftmaxRegressionClassifier, one_hot, softmax_cross_entropy
+
+LOADERS = {"iris": load_iris, "wine": load_wine, "digits": load_digits,
+           "breast_cancer": load_breast_cancer}
+
+
+def scaled(name):
+    X, y = LOADERS[name](return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0,
+                                                        stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+# ------------------------------------------------ agreement with sklearn
+@pytest.mark.parametrize("name", ["iris", "wine", "digits", "breast_cancer"])
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_matches_logistic_regression(name, binary, weighted):
+    X, y = scaled(name)
+    if binary:
+        y = (y == 0).astype(int)
+    sample_weight = None
+    weight_sum = len(y)
+    if weighted:
+        sample_weight = np.random.RandomState(0).uniform(0.2, 3.0, len(y))
+        weight_sum = sample_weight.sum()
+    alpha = 1e-3
+    ours = SoftmaxRegressionClassifier(alpha=alpha, tol=1e-9, max_iter=10000)
+    ours.fit(X, y, sample_weight=sample_weight)
+    ref = LogisticRegression(C=1 / (alpha * weight_sum), tol=1e-10, max_iter=10000)
+    ref.fit(X, y, sample_weight=sample_weight)
+    assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+    assert ours.coef_.shape == ref.coef_.shape
+    assert_allclose(ours.coef_, ref.coef_, atol=2e-3 * np.abs(ref.coef_).max())
+    assert_array_equal(ours.predict(X), ref.predict(X))
+
+
+def test_two_classes_are_binary_logistic_regression():
+    X, y = scaled("breast_cancer")
+    labels = np.array(["benign", "malignant"])[y]
+    clf = SoftmaxRegressionClassifier(alpha=1e-2, tol=1e-8).fit(X, labels)
+    assert clf.coef_.shape == (1, X.shape[1]) and clf.intercept_.shape == (1,)
+    scores = clf.decision_function(X)
+    assert scores.shape == (len(y),)
+    assert_allclose(clf.predict_proba(X)[:, 1], expit(scores), rtol=1e-12)
+    assert_array_equal(clf.predict(X), clf.classes_[(scores > 0).astype(int)])
+
+
+def test_multiclass_shapes_and_logits():
+    X, y = scaled("iris")
+    clf = SoftmaxRegressionClassifier().fit(X, y)
+    assert clf.coef_.shape == (3, 4) and clf.intercept_.shape == (3,)
+    scores = clf.decision_function(X)
+    assert_allclose(scores, X @ clf.coef_.T + clf.intercept_, rtol=1e-12)
+    assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0, rtol=1e-14)
+    assert_allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X), rtol=1e-12)
+
+
+def objective_reference(X, y, alpha, label_smoothing=0.0, sample_weight=None):
+    """Minimise the documented objective with the public math and scipy."""
+    n, d = X.shape
+    K = len(np.unique(y))
+    s = np.ones(n) if sample_weight is None else sample_weight
+    T = (1 - label_smoothing) * one_hot(y, K) + label_smoothing / K
+
+    def f(w):
+        W, b = w[:K * d].reshape(K, d), w[K * d:]
+        loss, dZ = softmax_cross_entropy(T, X @ W.T + b, reduction="none")
+        dZ = dZ * (s / s.sum())[:, None]
+        value = np.dot(s, loss) / s.sum() + 0.5 * alpha * np.sum(W**2)
+        return value, np.concatenate([(dZ.T @ X + alpha * W).ravel(), dZ.sum(0)])
+
+    res = minimize(f, np.zeros(K * (d + 1)), jac=True, method="L-BFGS-B",
+                   options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 10000})
+    W, b = res.x[:K * d].reshape(K, d), res.x[K * d:]
+    return softmax_cross_entropy(T, X @ W.T + b)[0], X @ W.T + b
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_label_smoothing_matches_scipy_on_soft_targets(label_smoothing):
+    X, y = scaled("iris")
+    clf = SoftmaxRegressionClassifier(alpha=1e-2, tol=1e-10,
+                                      label_smoothing=label_smoothing).fit(X, y)
+    _, logits = objective_reference(X, y, 1e-2, label_smoothing)
+    ref_proba = np.exp(logits - logits.max(1, keepdims=True))
+    ref_proba /= ref_proba.sum(1, keepdims=True)
+    assert_allclose(clf.predict_proba(X), ref_proba, atol=1e-5)
+
+
+def test_class_weight_is_sample_weight_times_class_weight():
+    X, y = scaled("wine")
+    cw = {0: 0.5, 1: 2.0, 2: 1.0}
+    a = SoftmaxRegressionClassifier(class_weight=cw, tol=1e-10).fit(X, y)
+    b = SoftmaxRegressionClassifier(tol=1e-10).fit(
+        X, y, sample_weight=np.array([cw[c] for c in y]))
+    assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-7)
+
+
+def test_balanced_class_weight_on_unbalanced_classes():
+    X, y = make_classification(n_samples=600, n_features=5, weights=[0.95, 0.05],
+                               flip_y=0, class_sep=0.5, random_state=0)
+    plain = SoftmaxRegressionClassifier().fit(X, y)
+    balanced = SoftmaxRegressionClassifier(class_weight="balanced").fit(X, y)
+    recall = [np.mean(m.predict(X)[y == 1] == 1) for m in (plain, balanced)]
+    assert recall[1] > recall[0]
+    assert np.all(np.isfinite(balanced.predict_proba(X)))
+
+
+# ----------------------------------------------------- stochastic solvers
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_stochastic_defaults_reach_lbfgs_accuracy_on_digits(solver, digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    exact = SoftmaxRegressionClassifier().fit(X_train, y_train).score(X_test, y_test)
+    clf = SoftmaxRegressionClassifier(solver=solver, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # defaults converge
+        clf.fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= exact - 0.01
+    assert clf.t_ == clf.n_iter_ * len(y_train)
+    assert len(clf.loss_curve_) == clf.n_iter_
+    assert clf.loss_curve_[-1] < 0.5 * clf.loss_curve_[0]
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_over_chunks_reaches_fit_accuracy(solver, digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    full = SoftmaxRegressionClassifier(solver=solver, random_state=0)
+    full.fit(X_train, y_train)
+    clf = SoftmaxRegressionClassifier(solver=solver, random_state=0)
+    classes = np.unique(y_train)
+    chunks = np.array_split(np.arange(len(y_train)), 10)
+    for _ in range(60):
+        for rows in chunks:
+            clf.partial_fit(X_train[rows], y_train[rows], classes=classes)
+    assert clf.n_iter_ == 600 and clf.t_ == 60 * len(y_train)
+    assert clf.score(X_test, y_test) >= full.score(X_test, y_test) - 0.01
+
+
+def test_early_stopping_attributes_and_determinism():
+    X, y = scaled("digits")
+    params = dict(solver="sgd", early_stopping=True, random_state=3)
+    a = SoftmaxRegressionClassifier(**params).fit(X, y)
+    b = SoftmaxRegressionClassifier(**params).fit(X, y)
+    assert len(a.validation_scores_) == a.n_iter_
+    assert a.best_validation_score_ == max(a.validation_scores_) > 0.9
+    assert a.t_ == a.n_iter_ * (len(y) - int(np.ceil(0.1 * len(y))))
+    assert_array_equal(a.coef_, b.coef_)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
+def test_fixed_random_state_is_deterministic(solver):
+    X, y = scaled("wine")
+    a = SoftmaxRegressionClassifier(solver=solver, random_state=7).fit(X, y)
+    b = SoftmaxRegressionClassifier(solver=solver, random_state=7).fit(X, y)
+    assert_array_equal(a.coef_, b.coef_)
+    assert_array_equal(a.intercept_, b.intercept_)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_l1_penalty_gives_exact_zeros(solver):
+    X, y = scaled("wine")
+    dense = SoftmaxRegressionClassifier(solver=solver, alpha=0.02, random_state=0)
+    sparse_model = SoftmaxRegressionClassifier(solver=solver, alpha=0.02, l1_ratio=1.0,
+                                               random_state=0)
+    dense.fit(X, y)
+    sparse_model.fit(X, y)
+    assert np.count_nonzero(dense.coef_ == 0) == 0
+    assert np.count_nonzero(sparse_model.coef_ == 0) >= 5
+    assert sparse_model.score(X, y) > 0.9
+
+
+def test_learning_rate_schedules_all_fit(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    for schedule in ["constant", "optimal", "invscaling", "adaptive"]:
+        clf = SoftmaxRegressionClassifier(solver="sgd", learning_rate=schedule,
+                                          eta0=0.05, max_iter=200, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X_train, y_train)
+        assert clf.score(X_test, y_test) > 0.9, schedule
+
+
+def test_loss_decreases_over_iterations():
+    X, y = scaled("iris")
+    clf = SoftmaxRegressionClassifier(tol=1e-8).fit(X, y)
+    assert np.all(np.diff(clf.loss_curve_) <= 1e-12)  # L-BFGS is monotone
+    sgd = SoftmaxRegressionClassifier(solver="sgd", random_state=0).fit(X, y)
+    head = np.array(sgd.loss_curve_[:20])
+    assert np.all(np.diff(head) < 0)
+
+
+def test_warm_start_continues_from_the_previous_solution():
+    X, y = scaled("digits")
+    clf = SoftmaxRegressionClassifier(warm_start=True, tol=1e-6).fit(X, y)
+    first = clf.n_iter_
+    clf.fit(X, y)
+    assert clf.n_iter_ <= 2 < first
+    cold = SoftmaxRegressionClassifier(tol=1e-6).fit(X, y)
+    assert cold.n_iter_ == first
+
+
+def test_convergence_warning_at_max_iter():
+    X, y = scaled("digits")
+    with pytest.warns(ConvergenceWarning, match="L-BFGS did not converge"):
+        SoftmaxRegressionClassifier(max_iter=2).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="Maximum number of epochs"):
+        SoftmaxRegressionClassifier(solver="adam", max_iter=2).fit(X, y)
+
+
+def test_verbose_prints_one_line_per_iteration(capsys):
+    X, y = scaled("iris")
+    clf = SoftmaxRegressionClassifier(verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == clf.n_iter_ and lines[0].startswith("Iteration 1, loss = ")
+    clf = SoftmaxRegressionClassifier(solver="sgd", early_stopping=True, verbose=1,
+                                      random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == clf.n_iter_
+    assert re.match(r"Epoch 1, loss = [\d.]+, validation score = [\d.]+, time = ",
+                    lines[0])
+
+
+# --------------------------------------------------------- input handling
+@pytest.mark.parametrize("container", [sp.csr_matrix, sp.csc_matrix, sp.csr_array])
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_sparse_input_matches_dense(container, solver):
+    X, y = scaled("wine")
+    X[np.abs(X) < 0.5] = 0.0
+    dense = SoftmaxRegressionClassifier(solver=solver, tol=1e-9, random_state=0)
+    sparse_model = clone(dense)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dense.fit(X, y)
+        sparse_model.fit(container(X), y)
+    assert_allclose(sparse_model.coef_, dense.coef_, rtol=1e-6, atol=1e-8)
+    assert_allclose(sparse_model.predict_proba(container(X)), dense.predict_proba(X),
+                    rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_float32_stays_float32(sparse):
+    X, y = scaled("iris")
+    X32 = X.astype(np.float32)
+    X32 = sp.csr_matrix(X32) if sparse else X32
+    clf = SoftmaxRegressionClassifier(tol=1e-6).fit(X32, y)
+    assert clf.coef_.dtype == np.float32 and clf.intercept_.dtype == np.float32
+    assert clf.predict_proba(X32).dtype == np.float32
+    ref = SoftmaxRegressionClassifier(tol=1e-6).fit(X, y)
+    assert_allclose(clf.predict_proba(X32), ref.predict_proba(X), atol=1e-4)
+
+
+def test_caller_array_is_neither_copied_nor_modified(monkeypatch):
+    X, y = scaled("iris")
+    X_before = X.copy()
+    seen = {}
+    real = estimator_module.SoftmaxObjective
+
+    def spy(X_used, *args, **kwargs):
+        seen["X"] = X_used
+        return real(X_used, *args, **kwargs)
+
+    monkeypatch.setattr(estimator_module, "SoftmaxObjective", spy)
+    for solver in ["lbfgs", "sgd"]:
+        SoftmaxRegressionClassifier(solver=solver).fit(X, y)
+        assert seen["X"] is X or np.shares_memory(seen["X"], X)
+    assert_array_equal(X, X_before)
+
+
+def test_read_only_and_memory_mapped_input(tmp_path):
+    X, y = scaled("iris")
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    X_mm = np.load(path, mmap_mode="r")
+    clf = SoftmaxRegressionClassifier().fit(X_mm, y)
+    ref = SoftmaxRegressionClassifier().fit(X, y)
+    assert_allclose(clf.coef_, ref.coef_, rtol=1e-12)
+    assert_allclose(clf.predict_proba(X_mm), ref.predict_proba(X))
+
+
+def test_fortran_ordered_input_gives_the_same_model():
+    X, y = scaled("wine")
+    a = SoftmaxRegressionClassifier().fit(np.asfortranarray(X), y)
+    b = SoftmaxRegressionClassifier().fit(X, y)
+    assert_allclose(a.coef_, b.coef_, rtol=1e-12)
+
+
+def test_pandas_input_and_label_types():
+    pd = pytest.importorskip("pandas")
+    X, y = scaled("iris")
+    df = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    for labels in (np.array(["setosa", "versicolor", "virginica"])[y], y - 5,
+                   pd.Series(y * 10)):
+        clf = SoftmaxRegressionClassifier().fit(df, labels)
+        assert_array_equal(clf.feature_names_in_, ["sl", "sw", "pl", "pw"])
+        assert set(clf.predict(df)) <= set(np.unique(labels))
+        assert clf.score(df, labels) > 0.95
+    clf = SoftmaxRegressionClassifier().fit(X, y == 1)
+    assert clf.classes_.dtype == bool and clf.predict(X).dtype == bool
+
+
+# ------------------------------------------------------------- edge cases
+def test_one_sample_partial_fit_with_classes():
+    clf = SoftmaxRegressionClassifier(solver="sgd")
+    clf.partial_fit([[1.0, 2.0]], ["b"], classes=["a", "b", "c"])
+    assert clf.coef_.shape == (3, 2) and clf.n_iter_ == 1 and clf.t_ == 1
+    assert clf.predict([[1.0, 2.0]])[0] == "b"
+    assert_allclose(clf.predict_proba([[0.0, 0.0]]).sum(), 1.0)
+
+
+def test_one_feature():
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 1)
+    y = np.digitize(X[:, 0], [-0.5, 0.5])
+    for solver in ["lbfgs", "sgd", "adam"]:
+        clf = SoftmaxRegressionClassifier(solver=solver, random_state=0)
+        with warnings.catch_warnings():
+            # separable classes: the optimum has large weights, which fixed-step
+            # solvers approach slowly; only accuracy matters here
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+        assert clf.coef_.shape == (3, 1) and clf.score(X, y) > 0.85
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
+def test_linearly_separable_three_classes(solver):
+    X, y = make_blobs(n_samples=300, centers=[[-5, 0], [5, 0], [0, 8]],
+                      cluster_std=1.0, random_state=0)
+    clf = SoftmaxRegressionClassifier(solver=solver, random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.95
+    proba = clf.predict_proba(X)
+    assert np.all(np.isfinite(proba)) and np.all(np.isfinite(clf.predict_log_proba(X)))
+    assert_array_equal(clf.classes_[np.argmax(proba, axis=1)], clf.predict(X))
+
+
+def test_predict_log_proba_never_takes_log_of_zero():
+    X = np.array([[-1.0], [1.0]] * 5)
+    y = np.array([0, 1] * 5)
+    clf = SoftmaxRegressionClassifier(alpha=0.0, max_iter=5000, tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    far = np.array([[1e6], [-1e6]])
+    log_proba = clf.predict_log_proba(far)
+    assert np.all(np.isfinite(log_proba)) and log_proba.min() < -1000
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
+def test_huge_finite_input_never_leaves_nan(solver):
+    rng = np.random.RandomState(0)
+    X = rng.randn(100, 3) * 1e30
+    y = rng.randint(0, 3, 100)
+    clf = SoftmaxRegressionClassifier(solver=solver, random_state=0, max_iter=20)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+    except ValueError as exc:
+        assert "Floating-point under-/overflow" in str(exc)
+        assert "StandardScaler" in str(exc)
+        assert not hasattr(clf, "coef_")
+    else:
+        assert np.all(np.isfinite(clf.coef_)) and np.all(np.isfinite(clf.intercept_))
+        assert np.all(np.isfinite(clf.predict_proba(X)))
+
+
+def test_overflow_is_a_clear_error():
+    rng = np.random.RandomState(0)
+    X = rng.randn(50, 2) * 1e300
+    y = rng.randint(0, 2, 50)
+    with pytest.raises(ValueError, match=r"overflow occurred at epoch #\d+.*eta0"):
+        SoftmaxRegressionClassifier(solver="sgd").fit(X, y)
+    with pytest.raises(ValueError, match="overflow occurred at an L-BFGS iteration"):
+        SoftmaxRegressionClassifier().fit(X, y)
+
+
+def test_n_jobs_gives_the_same_model_and_restores_threads(monkeypatch):
+    monkeypatch.setattr("sksoftmax._kernels._MIN_ROWS_PER_CHUNK", 16)
+    X, y = scaled("digits")
+    before = numba.get_num_threads()
+    one = SoftmaxRegressionClassifier(n_jobs=1, tol=1e-8).fit(X, y)
+    two = SoftmaxRegressionClassifier(n_jobs=-1, tol=1e-8).fit(X, y)
+    assert numba.get_num_threads() == before
+    # chunked sums differ in rounding only; both runs stop at tol=1e-8
+    assert_allclose(one.predict_proba(X), two.predict_proba(X), atol=1e-5)
+
+
+# ----------------------------------------------------------------- errors
+def fitted():
+    X, y = scaled("iris")
+    return SoftmaxRegressionClassifier().fit(X, y), X, y
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_is_rejected(bad):
+    X, y = scaled("iris")
+    X_bad = X.copy()
+    X_bad[3, 1] = bad
+    with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+        SoftmaxRegressionClassifier().fit(X_bad, y)
+    w = np.ones(len(y))
+    w[0] = bad
+    with pytest.raises(ValueError, match="sample_weight.*(NaN|infinity)|(NaN|infinity).*sample_weight|Input contains"):
+        SoftmaxRegressionClassifier().fit(X, y, sample_weight=w)
+
+
+def test_bad_targets_and_weights():
+    X, y = scaled("iris")
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        SoftmaxRegressionClassifier().fit(X, y, sample_weight=-np.ones(len(y)))
+    with pytest.raises(ValueError, match="only one class: 0"):
+        SoftmaxRegressionClassifier().fit(X, np.zeros(len(y), dtype=int))
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        SoftmaxRegressionClassifier().fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        SoftmaxRegressionClassifier().fit(X, y[:-1])
+    w = np.where(y == 0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="fewer than 2 classes"):
+        SoftmaxRegressionClassifier().fit(X, y, sample_weight=w)
+
+
+def test_prediction_errors():
+    with pytest.raises(NotFittedError):
+        SoftmaxRegressionClassifier().predict(np.ones((2, 4)))
+    clf, X, _ = fitted()
+    with pytest.raises(ValueError, match="X has 3 features, but SoftmaxRegressionClassifier is expecting 4"):
+        clf.predict(X[:, :3])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(alpha=-1.0), "'alpha' parameter .* must be a float in the range"),
+        (dict(solver="newton"), "'solver' parameter"),
+        (dict(l1_ratio=0.5), "solver='lbfgs' handles only the L2 penalty"),
+        (dict(label_smoothing=1.0), "'label_smoothing' parameter"),
+        (dict(batch_size=0), "'batch_size' parameter"),
+        (dict(learning_rate="fast"), "'learning_rate' parameter"),
+        (dict(device="tpu"), "'device' parameter"),
+        (dict(n_jobs=0), "n_jobs == 0"),
+        (dict(validation_fraction=1.0), "'validation_fraction' parameter"),
+    ],
+)
+def test_invalid_parameters(params, match):
+    X, y = scaled("iris")
+    with pytest.raises(ValueError, match=match):
+        SoftmaxRegressionClassifier(**params).fit(X, y)
+
+
+def test_cuda_device_without_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr("sksoftmax._cuda.gpu_status",
+                        lambda: (False, "no usable NVIDIA GPU or CUDA driver was found"))
+    X, y = scaled("iris")
+    with pytest.raises(ValueError, match="device='cuda' needs a usable NVIDIA GPU"):
+        SoftmaxRegressionClassifier(device="cuda").fit(X, y)
+    # "auto" falls back to the CPU
+    clf = SoftmaxRegressionClassifier(device="auto").fit(X, y)
+    assert clf.score(X, y) > 0.9
+
+
+def test_partial_fit_errors():
+    X, y = scaled("iris")
+    with pytest.raises(AttributeError, match="no attribute 'partial_fit'") as info:
+        SoftmaxRegressionClassifier().partial_fit(X, y, classes=[0, 1, 2])
+    assert "only available for the stochastic solvers" in str(info.value.__cause__)
+    clf = SoftmaxRegressionClassifier(solver="sgd")
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="y contains labels not in classes"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    clf = SoftmaxRegressionClassifier(solver="sgd").partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="is not the same as on last call"):
+        clf.partial_fit(X, y, classes=[0, 1, 2, 3])
+    with pytest.raises(ValueError, match="X has 2 features"):
+        clf.partial_fit(X[:, :2], y)
+    with pytest.raises(ValueError, match="'balanced' is not supported for partial_fit"):
+        SoftmaxRegressionClassifier(solver="sgd", class_weight="balanced").partial_fit(
+            X, y, classes=[0, 1, 2])
+
+
+# ------------------------------------------------------ sklearn ecosystem
+def test_pipeline_and_grid_search():
+    X, y = load_digits(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), SoftmaxRegressionClassifier())
+    grid = GridSearchCV(pipe, {"softmaxregressionclassifier__alpha": [1e-4, 1e-2],
+                               "softmaxregressionclassifier__solver": ["lbfgs", "adam"]},
+                        cv=3, n_jobs=2)
+    grid.fit(X, y)
+    assert grid.best_score_ > 0.9
+    assert set(grid.best_params_) == {"softmaxregressionclassifier__alpha",
+                                      "softmaxregressionclassifier__solver"}
+
+
+def test_cross_val_score_and_clone():
+    X, y = scaled("wine")
+    scores = cross_val_score(SoftmaxRegressionClassifier(), X, y, cv=5)
+    assert scores.shape == (5,) and scores.mean() > 0.95
+    clf = SoftmaxRegressionClassifier(alpha=0.3, solver="adam").fit(X, y)
+    twin = clone(clf)
+    assert twin.get_params() == clf.get_params() and not hasattr(twin, "coef_")
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_pickle_and_joblib_round_trip(solver):
+    X, y = scaled("wine")
+    clf = SoftmaxRegressionClassifier(solver=solver, random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    if solver == "sgd":  # partial_fit carries on after unpickling
+        loaded.partial_fit(X, y)
+        assert loaded.n_iter_ == clf.n_iter_ + 1
+
+
+def test_temperature_calibration():
+    X, y = scaled("digits")
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    calibrated = CalibratedClassifierCV(SoftmaxRegressionClassifier(alpha=1e-5),
+                                        method="temperature", cv=3)
+    calibrated.fit(X_train, y_train)
+    proba = calibrated.predict_proba(X_test)
+    assert proba.shape == (len(y_test), 10)
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-10)
+    assert calibrated.score(X_test, y_test) > 0.9
