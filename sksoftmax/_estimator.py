@@ -163,7 +163,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Intercepts (zeros when ``fit_intercept=False``).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
     n_iter_ : int
         L-BFGS iterations, or epochs run by ``"sgd"``/``"adam"`` (summed over

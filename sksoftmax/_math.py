@@ -123,7 +123,9 @@ def log_softmax(z, axis=-1, temperature=1.0):
 
 
 def one_hot(y, n_classes=None, dtype=np.float64):
-    """One-hot encode integer labels ``0 .. n_classes - 1``.
+    """One-hot encode integer class labels into an (n_samples, n_classes) array.
+
+    Labels must lie in ``0 .. n_classes - 1``.
 
     Parameters
     ----------
