@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -42,8 +43,13 @@ def _stochastic_solver(estimator):
 
 
 @contextlib.contextmanager
-def _numba_threads(n_jobs):
-    """Run the kernels on ``n_jobs`` threads, restoring the caller's setting."""
+def _kernel_threads(n_jobs):
+    """Run the kernels on ``n_jobs`` threads, restoring the caller's settings.
+
+    The kernels call BLAS from inside their own threads, so BLAS is held to
+    one thread meanwhile: nested BLAS threads oversubscribe the cores and
+    make a pass several times slower.
+    """
     previous = numba.get_num_threads()
     if n_jobs is None:
         n = numba.config.NUMBA_NUM_THREADS
@@ -53,7 +59,8 @@ def _numba_threads(n_jobs):
         n = min(n_jobs, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(n)
     try:
-        yield n
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield n
     finally:
         numba.set_num_threads(previous)
 
@@ -295,9 +302,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         _cuda.resolve_device(self.device)
 
     def _validate_X_y(self, X, y, reset):
+        # Any memory layout is accepted as it is: the kernels read non-C-ordered
+        # arrays block by block, so X is never copied.
         X, y = validate_data(
             self, X, y, reset=reset, accept_sparse="csr",
-            dtype=[np.float64, np.float32], order="C", accept_large_sparse=True,
+            dtype=[np.float64, np.float32], accept_large_sparse=True,
         )
         check_classification_targets(y)
         return X, y
@@ -407,7 +416,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         y_codes = y_codes.astype(np.intp, copy=False)
         sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
 
-        with _numba_threads(self.n_jobs) as n_threads:
+        with _kernel_threads(self.n_jobs) as n_threads:
             objective = self._objective(X, y_codes, sample_weight, n_threads)
             params = self._warm_params(objective)
             if self.solver == "lbfgs":
@@ -550,7 +559,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             )
             sample_weight = sample_weight * class_weight[y_codes]
 
-        with _numba_threads(self.n_jobs):
+        with _kernel_threads(self.n_jobs):
             objective = self._objective(X, y_codes, sample_weight, 1)
             solver = self._minibatch_solver()
             state = getattr(self, "_minibatch_state", None)

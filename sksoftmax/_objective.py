@@ -61,14 +61,21 @@ class SoftmaxObjective:
         self.label_smoothing = float(label_smoothing)
         self.n_threads = int(n_threads)
         self.dtype = X.dtype
-        self.all_rows = np.arange(X.shape[0], dtype=np.intp)
         self.weight_sum = float(sample_weight.sum())
-        self._workspace = Workspace(self.n_logits, self.n_features)
-        n_coef = self.n_logits * self.n_features
-        # Buffers in X's dtype that receive the float64 parameters per call.
-        self._coef = np.zeros((self.n_logits, self.n_features), dtype=self.dtype)
+        self._workspace = None  # minibatch buffers, made on first use
+        # Kernel-side parameters in X's dtype, refreshed from the float64
+        # parameters at each call; coefficients are stored transposed.
+        self._coef_t = np.zeros((self.n_features, self.n_logits), dtype=self.dtype)
         self._intercept = np.zeros(self.n_logits, dtype=self.dtype)
-        self._grad = np.zeros(n_coef + self.n_logits * fit_intercept)
+        self._grad = np.zeros(self.n_logits * (self.n_features + fit_intercept))
+        self._all_rows = None
+
+    @property
+    def all_rows(self):
+        """Indices of all rows (built on first use: full passes do not need it)."""
+        if self._all_rows is None:
+            self._all_rows = np.arange(self.X.shape[0], dtype=np.intp)
+        return self._all_rows
 
     @property
     def n_params(self):
@@ -129,18 +136,18 @@ class SoftmaxObjective:
             keep it.
         """
         full = rows is None
-        if full:
-            rows = self.all_rows
+        if not full and self._workspace is None:
+            self._workspace = Workspace(self.n_logits, self.n_features, self.dtype,
+                                        hasattr(self.X, "indptr"))
         coef, intercept = self.unpack(params)
-        self._coef[:] = coef
+        self._coef_t[:] = coef.T
         self._intercept[:] = intercept
         loss_sum, grad_coef, grad_intercept = loss_gradient_sums(
-            self.X, self.y, self.sample_weight, self._coef, self._intercept,
-            rows, self.label_smoothing, self.binary,
-            n_threads=self.n_threads if full else 1,
+            self.X, self.y, self.sample_weight, self._coef_t, self._intercept,
+            self.label_smoothing, self.binary, rows=rows, n_threads=self.n_threads,
             workspace=self._workspace,
         )
-        weight_sum = self.sample_weight[rows].sum() if not full else self.weight_sum
+        weight_sum = self.weight_sum if full else float(self.sample_weight[rows].sum())
         grad_coef_out, grad_intercept_out = self.unpack(self._grad)
         if weight_sum > 0:
             loss = loss_sum / weight_sum

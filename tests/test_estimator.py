@@ -300,10 +300,13 @@ def test_caller_array_is_neither_copied_nor_modified(monkeypatch):
         return real(X_used, *args, **kwargs)
 
     monkeypatch.setattr(estimator_module, "SoftmaxObjective", spy)
+    X_f = np.asfortranarray(X)
     for solver in ["lbfgs", "sgd"]:
-        SoftmaxRegressionClassifier(solver=solver).fit(X, y)
-        assert seen["X"] is X or np.shares_memory(seen["X"], X)
+        for data in (X, X_f):  # Fortran order is read block by block, not copied
+            SoftmaxRegressionClassifier(solver=solver).fit(data, y)
+            assert seen["X"] is data or np.shares_memory(seen["X"], data)
     assert_array_equal(X, X_before)
+    assert_array_equal(X_f, X_before)
 
 
 def test_read_only_and_memory_mapped_input(tmp_path):

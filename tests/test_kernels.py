@@ -54,7 +54,7 @@ def test_kernel_matches_reference(dtype, sparse, n_classes, smoothing, parallel,
     rows = np.arange(X.shape[0], dtype=np.intp)
     binary = n_classes == 2
     loss, g_coef, g_int = loss_gradient_sums(
-        X, y, sw, coef, intercept, rows, smoothing, binary,
+        X, y, sw, np.ascontiguousarray(coef.T), intercept, smoothing, binary,
         n_threads=3 if parallel else 1)
     ref_loss, ref_coef, ref_int = reference(X, y, sw, coef, intercept, rows,
                                             smoothing, binary)
@@ -66,29 +66,45 @@ def test_kernel_matches_reference(dtype, sparse, n_classes, smoothing, parallel,
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-def test_kernel_uses_only_the_given_rows(sparse):
-    X, y, sw, coef, intercept = problem(sparse=sparse)
-    rows = np.array([5, 3, 3, 30, 0], dtype=np.intp)  # any order, repeats count twice
-    ws = Workspace(*coef.shape)
-    ws.grad_coef[:] = 123.0  # stale values must be overwritten
-    loss, g_coef, g_int = loss_gradient_sums(X, y, sw, coef, intercept, rows, 0.0,
-                                             False, workspace=ws)
+@pytest.mark.parametrize("n_rows", [5, 3 * _kernels.BLOCK_ROWS + 7])
+def test_kernel_uses_only_the_given_rows(sparse, n_rows):
+    X, y, sw, coef, intercept = problem(n=2000, sparse=sparse)
+    rng = np.random.RandomState(1)
+    rows = rng.randint(0, 2000, n_rows).astype(np.intp)  # any order, repeats count
+    ws = Workspace(coef.shape[0], coef.shape[1], X.dtype, sparse)
+    stale = ws.grad_coef_t if sparse else ws.grad_coef
+    stale[:] = 123.0  # stale values must be overwritten
+    loss, g_coef, g_int = loss_gradient_sums(X, y, sw, np.ascontiguousarray(coef.T),
+                                             intercept, 0.0, False, rows=rows,
+                                             workspace=ws)
     ref = reference(X, y, sw, coef, intercept, rows, 0.0, False)
     assert loss == pytest.approx(ref[0], rel=1e-12)
-    assert_allclose(g_coef, ref[1], rtol=1e-12, atol=1e-14)
-    assert_allclose(g_int, ref[2], rtol=1e-12, atol=1e-14)
-    assert g_coef is ws.grad_coef  # minibatch steps reuse the workspace
+    assert_allclose(g_coef, ref[1], rtol=1e-12, atol=1e-12)
+    assert_allclose(g_int, ref[2], rtol=1e-12, atol=1e-12)
+    assert np.shares_memory(g_coef, stale)  # minibatch steps reuse the workspace
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_contiguous_dense_input_is_read_without_copying_it(dtype):
+    X, y, sw, coef, intercept = problem(n=3 * _kernels.BLOCK_ROWS + 11, dtype=dtype)
+    coef_t = np.ascontiguousarray(coef.T)
+    ref = loss_gradient_sums(X, y, sw, coef_t, intercept, 0.0, False)
+    wide = np.zeros((X.shape[0], 2 * X.shape[1]), dtype=dtype)
+    wide[:, ::2] = X
+    for layout in (np.asfortranarray(X), wide[:, ::2]):
+        out = loss_gradient_sums(layout, y, sw, coef_t, intercept, 0.0, False)
+        rtol = 1e-5 if dtype == np.float32 else 1e-12
+        assert out[0] == pytest.approx(ref[0], rel=rtol)
+        assert_allclose(out[1], ref[1], rtol=rtol, atol=rtol)
 
 
 def test_parallel_and_serial_agree_and_are_deterministic(monkeypatch):
     monkeypatch.setattr(_kernels, "_MIN_ROWS_PER_CHUNK", 8)
     X, y, sw, coef, intercept = problem(n=100)
-    rows = np.arange(100, dtype=np.intp)
-    serial = loss_gradient_sums(X, y, sw, coef, intercept, rows, 0.0, False)
-    first = loss_gradient_sums(X, y, sw, coef, intercept, rows, 0.0, False,
-                               n_threads=4)
-    second = loss_gradient_sums(X, y, sw, coef, intercept, rows, 0.0, False,
-                                n_threads=4)
+    coef_t = np.ascontiguousarray(coef.T)
+    serial = loss_gradient_sums(X, y, sw, coef_t, intercept, 0.0, False)
+    first = loss_gradient_sums(X, y, sw, coef_t, intercept, 0.0, False, n_threads=4)
+    second = loss_gradient_sums(X, y, sw, coef_t, intercept, 0.0, False, n_threads=4)
     assert first[0] == second[0]
     np.testing.assert_array_equal(first[1], second[1])
     assert first[0] == pytest.approx(serial[0], rel=1e-13)
@@ -99,9 +115,8 @@ def test_kernel_is_stable_for_huge_logits():
     X = np.array([[1e3], [-1e3]])
     y = np.array([1, 0], dtype=np.intp)  # both confidently wrong: loss 2e4 each
     sw = np.ones(2)
-    coef = np.array([[10.0], [-10.0]])  # logits of +-1e4
-    loss, g_coef, _ = loss_gradient_sums(X, y, sw, coef, np.zeros(2),
-                                         np.arange(2, dtype=np.intp), 0.0, False)
+    coef_t = np.array([[10.0, -10.0]])  # logits of +-1e4
+    loss, g_coef, _ = loss_gradient_sums(X, y, sw, coef_t, np.zeros(2), 0.0, False)
     assert loss == pytest.approx(4e4, rel=1e-14)
     assert_allclose(g_coef, [[2e3], [-2e3]], rtol=1e-14)
 
@@ -110,16 +125,35 @@ def test_zero_weight_rows_are_skipped_even_if_they_overflow():
     X = np.array([[1.0], [1e308]])
     y = np.array([0, 1], dtype=np.intp)
     sw = np.array([1.0, 0.0])
-    loss, g_coef, g_int = loss_gradient_sums(X, y, sw, np.array([[10.0], [-10.0]]),
-                                             np.zeros(2), np.arange(2, dtype=np.intp),
-                                             0.0, False)
-    assert np.isfinite(loss) and np.all(np.isfinite(g_coef))
+    for sparse in (False, True):
+        Xs = sp.csr_matrix(X) if sparse else X
+        loss, g_coef, g_int = loss_gradient_sums(Xs, y, sw, np.array([[10.0, -10.0]]),
+                                                 np.zeros(2), 0.0, False)
+        assert np.isfinite(loss) and np.all(np.isfinite(g_coef))
 
 
 def test_kernel_does_not_modify_inputs():
-    X, y, sw, coef, intercept = problem(sparse=True)
-    copies = [a.copy() for a in (X.data, y, sw, coef, intercept)]
-    loss_gradient_sums(X, y, sw, coef, intercept, np.arange(40, dtype=np.intp), 0.1,
-                       False)
-    for before, after in zip(copies, (X.data, y, sw, coef, intercept)):
-        np.testing.assert_array_equal(before, after)
+    for sparse in (False, True):
+        X, y, sw, coef, intercept = problem(sparse=sparse)
+        coef_t = np.ascontiguousarray(coef.T)
+        data = X.data if sparse else X
+        copies = [a.copy() for a in (data, y, sw, coef_t, intercept)]
+        loss_gradient_sums(X, y, sw, coef_t, intercept, 0.1, False)
+        loss_gradient_sums(X, y, sw, coef_t, intercept, 0.1, False,
+                           rows=np.arange(40, dtype=np.intp))
+        for before, after in zip(copies, (data, y, sw, coef_t, intercept)):
+            np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_many_blocks_and_chunks_match_reference(parallel, monkeypatch):
+    if parallel:
+        monkeypatch.setattr(_kernels, "_MIN_ROWS_PER_CHUNK", 100)
+    X, y, sw, coef, intercept = problem(n=4 * _kernels.BLOCK_ROWS + 13)
+    loss, g_coef, g_int = loss_gradient_sums(X, y, sw, np.ascontiguousarray(coef.T),
+                                             intercept, 0.05, False,
+                                             n_threads=3 if parallel else 1)
+    ref = reference(X, y, sw, coef, intercept, np.arange(X.shape[0]), 0.05, False)
+    assert loss == pytest.approx(ref[0], rel=1e-12)
+    assert_allclose(g_coef, ref[1], rtol=1e-11, atol=1e-11)
+    assert_allclose(g_int, ref[2], rtol=1e-11, atol=1e-11)
