@@ -30,7 +30,7 @@ This module imports nothing from scikit-learn.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 from numba.extending import overload
 
 # Rows per BLAS block: the (block, K) logits and the block of X stay in L2.
@@ -39,44 +39,101 @@ BLOCK_ROWS = 1024
 _MIN_ROWS_PER_CHUNK = 4096
 
 
-@njit(cache=True, nogil=True)
-def _row_loss_dz(z, label, smoothing, binary, dz):
-    """Cross-entropy of one row from its logits ``z``; writes ``dz = p - t``.
+# Single-precision exp for arguments <= 0 (Cephes' expf: 2^n * p(r) with a
+# degree-7 polynomial on |r| <= ln(2)/2, about 1 ulp). Written with plain
+# arithmetic so that LLVM vectorises the loop; the scalar np.exp is not.
+_LOG2E = np.float32(1.4426950408889634)
+_HALF = np.float32(0.5)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_EXP_P = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3),
+          np.float32(8.3334519073e-3), np.float32(4.1665795894e-2),
+          np.float32(1.6666665459e-1), np.float32(5.0000001201e-1))
+_ONE = np.float32(1.0)
+# exp(-87) ~ 1.6e-38 is still a normal float32; smaller arguments are clamped
+# there, which changes no sum of probabilities that includes exp(0) = 1.
+_EXP_MIN_ARG = np.float32(-87.0)
 
-    Works in log-sum-exp form: with ``m = max(z)``, ``lse = m + log(sum(exp(z -
-    m)))`` and ``loss = lse - sum_c t_c z_c``, which is finite for any finite
-    z. ``dz`` may be ``z`` itself (each entry is read before it is written).
-    Each exponential is taken once, in the dtype of ``z`` (float32 data get
-    the faster single-precision exp); the sum is accumulated in float64.
+
+def _exp_nonpositive(a, exponent_buf):
+    """``a[:] = exp(a)`` for a contiguous 1-D array of values ``<= 0``."""
+
+
+@overload(_exp_nonpositive)
+def _exp_nonpositive_impl(a, exponent_buf):
+    if a.dtype != types.float32:
+        def scalar_exp(a, exponent_buf):
+            for j in range(a.shape[0]):
+                a[j] = np.exp(a[j])
+        return scalar_exp
+
+    p0, p1, p2, p3, p4, p5 = _EXP_P
+
+    def vector_expf(a, exponent_buf):
+        n = a.shape[0]
+        for j in range(n):
+            x = a[j]
+            if x < _EXP_MIN_ARG:
+                x = _EXP_MIN_ARG
+            t = np.floor(x * _LOG2E + _HALF)
+            r = x - t * _LN2_HI - t * _LN2_LO
+            a[j] = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * r * r \
+                + r + _ONE
+            exponent_buf[j] = np.int32(t) << np.int32(23)
+        # multiply by 2^t by adding t to the IEEE exponent field
+        bits = a.view(np.int32)
+        for j in range(n):
+            bits[j] += exponent_buf[j]
+
+    return vector_expf
+
+
+@njit(cache=True, nogil=True)
+def _shift_row(z, label, smoothing, binary):
+    """Subtract the row's max from its logits; return the loss without its log term.
+
+    With ``m = max(z)`` (and 0, the implicit logit, in the binary form) the
+    cross-entropy is ``m + log(sum(exp(z - m))) - sum_c t_c z_c``; this returns
+    ``(m - sum_c t_c z_c, m)`` and leaves ``z - m <= 0`` in ``z``.
     """
     n_logits = z.shape[0]
     n_classes = n_logits + 1 if binary else n_logits
-    off = smoothing / n_classes
-    on = 1.0 - smoothing
     k_label = label - 1 if binary else label  # -1: the implicit zero logit
-    z_label = 0.0
-    if k_label >= 0:
-        z_label = z[k_label]
     m = z[0]
-    for k in range(1, n_logits):
+    z_sum = 0.0
+    for k in range(n_logits):
+        z_sum += z[k]
         if z[k] > m:
             m = z[k]
     if binary and m < 0:
-        m = m - m  # zero, in the dtype of z: the implicit logit is the max
-    s = np.exp(-m) if binary else 0.0
-    z_sum = 0.0
-    for k in range(n_logits):
-        zk = z[k]
-        z_sum += zk
-        e = np.exp(zk - m)
-        dz[k] = e
-        s += e
-    inv_s = 1.0 / s
-    for k in range(n_logits):
-        dz[k] = dz[k] * inv_s - off
+        m = m - m  # zero, in the dtype of z
+    linear = m - (smoothing / n_classes) * z_sum
     if k_label >= 0:
-        dz[k_label] -= on
-    return m + np.log(s) - on * z_label - off * z_sum
+        linear -= (1.0 - smoothing) * z[k_label]
+    for k in range(n_logits):
+        z[k] -= m
+    return linear, m
+
+
+@njit(cache=True, nogil=True)
+def _finish_row(e, label, weight, smoothing, binary, m):
+    """Turn ``e = exp(z - m)`` into the weighted ``s (p - t)``; return ``log(sum)``.
+
+    The sum of exponentials is accumulated in float64.
+    """
+    n_logits = e.shape[0]
+    n_classes = n_logits + 1 if binary else n_logits
+    total = np.exp(-m) if binary else 0.0
+    for k in range(n_logits):
+        total += e[k]
+    scale = weight / total
+    off = weight * smoothing / n_classes
+    for k in range(n_logits):
+        e[k] = e[k] * scale - off
+    k_label = label - 1 if binary else label
+    if k_label >= 0:
+        e[k_label] -= weight * (1.0 - smoothing)
+    return np.log(total)
 
 
 def _contiguous_rows(X, start, stop, buf):
@@ -101,24 +158,30 @@ def _contiguous_rows_impl(X, start, stop, buf):
 
 @njit(cache=True, nogil=True)
 def _dense_block(X_blk, y_blk, w_blk, coef_t, intercept, smoothing, binary,
-                 Z_buf, G_buf, grad_coef, grad_intercept):
-    """One block: logits by BLAS, softmax/loss row by row, gradient by BLAS."""
+                 Z_buf, G_buf, row_buf, exponent_buf, grad_coef, grad_intercept):
+    """One block: logits by BLAS, softmax over the block in cache, gradient by BLAS."""
     m = X_blk.shape[0]
     n_logits = coef_t.shape[1]
     Z = Z_buf[:m]
     np.dot(X_blk, coef_t, Z)
     loss = 0.0
     for r in range(m):
-        s = w_blk[r]
         z = Z[r]
-        if s == 0.0:  # skipped, so that an overflowing row of weight 0 is inert
-            z[:] = 0.0
-            continue
         for k in range(n_logits):
             z[k] += intercept[k]
-        loss += s * _row_loss_dz(z, y_blk[r], smoothing, binary, z)
+        linear, row_buf[r] = _shift_row(z, y_blk[r], smoothing, binary)
+        if w_blk[r] != 0.0:  # a row of weight 0 must not turn the sum into inf/nan
+            loss += w_blk[r] * linear
+    # all the block's exponentials in one vectorised sweep
+    _exp_nonpositive(Z_buf.reshape(-1)[:m * n_logits], exponent_buf)
+    for r in range(m):
+        z = Z[r]
+        s = w_blk[r]
+        if s == 0.0:
+            z[:] = 0.0
+            continue
+        loss += s * _finish_row(z, y_blk[r], s, smoothing, binary, row_buf[r])
         for k in range(n_logits):
-            z[k] *= s
             grad_intercept[k] += z[k]
     np.dot(Z.T, X_blk, G_buf)
     grad_coef += G_buf
@@ -139,22 +202,24 @@ def _dense_full_pass(X, y, sample_weight, coef_t, intercept, smoothing, binary,
         Z_buf = np.empty((BLOCK_ROWS, n_logits), dtype=X.dtype)
         G_buf = np.empty((n_logits, n_features), dtype=X.dtype)
         X_buf = np.empty((BLOCK_ROWS, n_features), dtype=X.dtype)
+        row_buf = np.empty(BLOCK_ROWS)
+        exponent_buf = np.empty(BLOCK_ROWS * n_logits, dtype=np.int32)
         loss = 0.0
         stop = (c + 1) * n // n_chunks
         for a in range(c * n // n_chunks, stop, BLOCK_ROWS):
             b = min(a + BLOCK_ROWS, stop)
             loss += _dense_block(
                 _contiguous_rows(X, a, b, X_buf), y[a:b], sample_weight[a:b],
-                coef_t, intercept, smoothing, binary, Z_buf, G_buf,
-                grad_coef[c], grad_intercept[c])
+                coef_t, intercept, smoothing, binary, Z_buf, G_buf, row_buf,
+                exponent_buf, grad_coef[c], grad_intercept[c])
         losses[c] = loss
     return losses.sum(), grad_coef.sum(axis=0), grad_intercept.sum(axis=0)
 
 
 @njit(cache=True, nogil=True)
 def _dense_rows_pass(X, y, sample_weight, rows, coef_t, intercept, smoothing,
-                     binary, X_buf, y_buf, w_buf, Z_buf, G_buf, grad_coef,
-                     grad_intercept):
+                     binary, X_buf, y_buf, w_buf, Z_buf, G_buf, row_buf,
+                     exponent_buf, grad_coef, grad_intercept):
     # Minibatch rows are gathered into preallocated buffers block by block:
     # no allocation per step, and X is never reordered or copied whole.
     grad_coef[:] = 0.0
@@ -169,15 +234,15 @@ def _dense_rows_pass(X, y, sample_weight, rows, coef_t, intercept, smoothing,
             y_buf[r] = y[i]
             w_buf[r] = sample_weight[i]
         loss += _dense_block(X_buf[:m], y_buf[:m], w_buf[:m], coef_t, intercept,
-                             smoothing, binary, Z_buf, G_buf, grad_coef,
-                             grad_intercept)
+                             smoothing, binary, Z_buf, G_buf, row_buf,
+                             exponent_buf, grad_coef, grad_intercept)
     return loss
 
 
 @njit(cache=True, nogil=True)
 def _csr_rows(data, indices, indptr, y, sample_weight, row_ids, start, stop,
               coef_t, intercept, smoothing, binary, grad_coef_t, grad_intercept,
-              z):
+              z, exponent_buf):
     # Each stored entry gathers one contiguous row of coef_t (K values) and
     # scatters one contiguous row of grad_coef_t; columns absent from the row
     # are never touched. Rows come from ``row_ids`` when it is non-empty.
@@ -196,9 +261,10 @@ def _csr_rows(data, indices, indptr, y, sample_weight, row_ids, start, stop,
             w_row = coef_t[indices[p]]
             for k in range(n_logits):
                 z[k] += v * w_row[k]
-        loss += s * _row_loss_dz(z, y[i], smoothing, binary, z)
+        linear, m = _shift_row(z, y[i], smoothing, binary)
+        _exp_nonpositive(z, exponent_buf)
+        loss += s * (linear + _finish_row(z, y[i], s, smoothing, binary, m))
         for k in range(n_logits):
-            z[k] *= s
             grad_intercept[k] += z[k]
         for p in range(indptr[i], indptr[i + 1]):
             v = data[p]
@@ -218,22 +284,24 @@ def _csr_full_pass(data, indices, indptr, y, sample_weight, coef_t, intercept,
     losses = np.zeros(n_chunks)
     no_ids = np.empty(0, dtype=np.intp)
     for c in prange(n_chunks):
-        z = np.empty(n_logits)
+        z = np.empty(n_logits, dtype=coef_t.dtype)
+        exponent_buf = np.empty(n_logits, dtype=np.int32)
         losses[c] = _csr_rows(data, indices, indptr, y, sample_weight, no_ids,
                               c * n // n_chunks, (c + 1) * n // n_chunks, coef_t,
                               intercept, smoothing, binary, grad_coef_t[c],
-                              grad_intercept[c], z)
+                              grad_intercept[c], z, exponent_buf)
     return losses.sum(), grad_coef_t.sum(axis=0), grad_intercept.sum(axis=0)
 
 
 @njit(cache=True, nogil=True)
 def _csr_rows_pass(data, indices, indptr, y, sample_weight, rows, coef_t,
-                   intercept, smoothing, binary, grad_coef_t, grad_intercept, z):
+                   intercept, smoothing, binary, grad_coef_t, grad_intercept, z,
+                   exponent_buf):
     grad_coef_t[:] = 0.0
     grad_intercept[:] = 0.0
     return _csr_rows(data, indices, indptr, y, sample_weight, rows, 0,
                      rows.shape[0], coef_t, intercept, smoothing, binary,
-                     grad_coef_t, grad_intercept, z)
+                     grad_coef_t, grad_intercept, z, exponent_buf)
 
 
 def n_chunks_for(n_rows, n_threads):
@@ -257,7 +325,8 @@ class Workspace:
         self.grad_intercept = np.zeros(n_logits)
         if sparse:
             self.grad_coef_t = np.zeros((n_features, n_logits))
-            self.z = np.empty(n_logits)
+            self.z = np.empty(n_logits, dtype=dtype)
+            self.exponent_buf = np.empty(n_logits, dtype=np.int32)
         else:
             self.grad_coef = np.zeros((n_logits, n_features))
             self.X_buf = np.empty((BLOCK_ROWS, n_features), dtype=dtype)
@@ -265,6 +334,8 @@ class Workspace:
             self.w_buf = np.empty(BLOCK_ROWS)
             self.Z_buf = np.empty((BLOCK_ROWS, n_logits), dtype=dtype)
             self.G_buf = np.empty((n_logits, n_features), dtype=dtype)
+            self.row_buf = np.empty(BLOCK_ROWS)
+            self.exponent_buf = np.empty(BLOCK_ROWS * n_logits, dtype=np.int32)
 
 
 def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary,
@@ -318,9 +389,10 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
     if sparse:
         loss = _csr_rows_pass(X.data, X.indices, X.indptr, y, sample_weight, rows,
                               coef_t, intercept, smoothing, binary, w.grad_coef_t,
-                              w.grad_intercept, w.z)
+                              w.grad_intercept, w.z, w.exponent_buf)
         return loss, w.grad_coef_t.T, w.grad_intercept
     loss = _dense_rows_pass(X, y, sample_weight, rows, coef_t, intercept, smoothing,
                             binary, w.X_buf, w.y_buf, w.w_buf, w.Z_buf, w.G_buf,
-                            w.grad_coef, w.grad_intercept)
+                            w.row_buf, w.exponent_buf, w.grad_coef,
+                            w.grad_intercept)
     return loss, w.grad_coef, w.grad_intercept
