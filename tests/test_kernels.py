@@ -1,8 +1,12 @@
 """The fused Numba kernels against the NumPy math they must reproduce."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from numba import njit
 from numpy.testing import assert_allclose
 
 from sksoftmax import _kernels, log_softmax, one_hot, softmax
@@ -157,3 +161,30 @@ def test_many_blocks_and_chunks_match_reference(parallel, monkeypatch):
     assert loss == pytest.approx(ref[0], rel=1e-12)
     assert_allclose(g_coef, ref[1], rtol=1e-11, atol=1e-11)
     assert_allclose(g_int, ref[2], rtol=1e-11, atol=1e-11)
+
+
+@njit
+def _exp_in_place(a):
+    _kernels._exp_nonpositive(a, np.empty(a.shape[0], dtype=np.int32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vectorised_exp_is_accurate_and_clamps_only_the_underflow(dtype):
+    x = -np.concatenate([np.geomspace(1e-8, 87, 5000), [0.0, 87.0, 88.0, 200.0, np.inf]])
+    a = x.astype(dtype)
+    _exp_in_place(a)
+    ref = np.exp(x.astype(dtype).astype(np.float64))
+    normal = x >= -87
+    ulp = np.finfo(dtype).eps
+    assert_allclose(a[normal], ref[normal], rtol=4 * ulp)
+    assert a[x == 0] == 1.0
+    # below exp(-87) the result is tiny (a normal float32 or the true value)
+    assert np.all(a[~normal] <= np.exp(np.float64(-87)) * (1 + 4 * ulp))
+    assert np.all(a[~normal] >= 0)
+
+
+def test_import_compiles_nothing():
+    code = ("import sksoftmax, numba; from sksoftmax import _kernels as k; "
+            "d = [v for v in vars(k).values() if isinstance(v, numba.core.registry.CPUDispatcher)]; "
+            "assert d and all(not f.signatures for f in d), [f for f in d if f.signatures]")
+    subprocess.run([sys.executable, "-c", code], check=True)
