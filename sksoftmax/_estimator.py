@@ -27,6 +27,7 @@ from sklearn.utils.validation import (
 
 from . import _cuda
 from ._math import log_softmax, softmax
+from ._kernels import n_chunks_for
 from ._objective import SoftmaxObjective
 from ._solvers import LEARNING_RATES, DivergenceError, MinibatchSolver, lbfgs
 
@@ -43,20 +44,25 @@ def _stochastic_solver(estimator):
 
 
 @contextlib.contextmanager
-def _kernel_threads(n_jobs):
-    """Run the kernels on ``n_jobs`` threads, restoring the caller's settings.
+def _kernel_threads(n_jobs, n_rows):
+    """Threads for the kernels on ``n_rows`` rows; restores the caller's settings.
 
-    The kernels call BLAS from inside their own threads, so BLAS is held to
-    one thread meanwhile: nested BLAS threads oversubscribe the cores and
-    make a pass several times slower.
+    Yields the number of threads the full-batch kernels may use. When they
+    will run in parallel, BLAS is held to one thread meanwhile: the kernels
+    call BLAS from inside their own threads, and nested BLAS threads
+    oversubscribe the cores (a pass gets several times slower). Small problems
+    run serially and skip this, which costs milliseconds to set up.
     """
-    previous = numba.get_num_threads()
     if n_jobs is None:
         n = numba.config.NUMBA_NUM_THREADS
     elif n_jobs < 0:
         n = max(1, numba.config.NUMBA_NUM_THREADS + 1 + n_jobs)
     else:
         n = min(n_jobs, numba.config.NUMBA_NUM_THREADS)
+    if n_chunks_for(n_rows, n) == 1:
+        yield 1
+        return
+    previous = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
         with threadpool_limits(limits=1, user_api="blas"):
@@ -416,7 +422,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         y_codes = y_codes.astype(np.intp, copy=False)
         sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
 
-        with _kernel_threads(self.n_jobs) as n_threads:
+        with _kernel_threads(self.n_jobs, X.shape[0]) as n_threads:
             objective = self._objective(X, y_codes, sample_weight, n_threads)
             params = self._warm_params(objective)
             if self.solver == "lbfgs":
@@ -559,7 +565,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             )
             sample_weight = sample_weight * class_weight[y_codes]
 
-        with _kernel_threads(self.n_jobs):
+        with _kernel_threads(self.n_jobs, 0):  # minibatch kernels run serially
             objective = self._objective(X, y_codes, sample_weight, 1)
             solver = self._minibatch_solver()
             state = getattr(self, "_minibatch_state", None)

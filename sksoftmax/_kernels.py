@@ -188,6 +188,21 @@ def _dense_block(X_blk, y_blk, w_blk, coef_t, intercept, smoothing, binary,
     return loss
 
 
+@njit(cache=True, nogil=True)
+def _dense_range(X, y, sample_weight, start, stop, coef_t, intercept, smoothing,
+                 binary, X_buf, Z_buf, G_buf, row_buf, exponent_buf, grad_coef,
+                 grad_intercept):
+    """Rows ``start:stop`` block by block; adds to the gradient accumulators."""
+    loss = 0.0
+    for a in range(start, stop, BLOCK_ROWS):
+        b = min(a + BLOCK_ROWS, stop)
+        loss += _dense_block(_contiguous_rows(X, a, b, X_buf), y[a:b],
+                             sample_weight[a:b], coef_t, intercept, smoothing,
+                             binary, Z_buf, G_buf, row_buf, exponent_buf, grad_coef,
+                             grad_intercept)
+    return loss
+
+
 @njit(cache=True, parallel=True)
 def _dense_full_pass(X, y, sample_weight, coef_t, intercept, smoothing, binary,
                      n_chunks):
@@ -199,31 +214,23 @@ def _dense_full_pass(X, y, sample_weight, coef_t, intercept, smoothing, binary,
     grad_intercept = np.zeros((n_chunks, n_logits))
     losses = np.zeros(n_chunks)
     for c in prange(n_chunks):
-        Z_buf = np.empty((BLOCK_ROWS, n_logits), dtype=X.dtype)
-        G_buf = np.empty((n_logits, n_features), dtype=X.dtype)
-        X_buf = np.empty((BLOCK_ROWS, n_features), dtype=X.dtype)
-        row_buf = np.empty(BLOCK_ROWS)
-        exponent_buf = np.empty(BLOCK_ROWS * n_logits, dtype=np.int32)
-        loss = 0.0
-        stop = (c + 1) * n // n_chunks
-        for a in range(c * n // n_chunks, stop, BLOCK_ROWS):
-            b = min(a + BLOCK_ROWS, stop)
-            loss += _dense_block(
-                _contiguous_rows(X, a, b, X_buf), y[a:b], sample_weight[a:b],
-                coef_t, intercept, smoothing, binary, Z_buf, G_buf, row_buf,
-                exponent_buf, grad_coef[c], grad_intercept[c])
-        losses[c] = loss
+        losses[c] = _dense_range(
+            X, y, sample_weight, c * n // n_chunks, (c + 1) * n // n_chunks, coef_t,
+            intercept, smoothing, binary,
+            np.empty((BLOCK_ROWS, n_features), dtype=X.dtype),
+            np.empty((BLOCK_ROWS, n_logits), dtype=X.dtype),
+            np.empty((n_logits, n_features), dtype=X.dtype),
+            np.empty(BLOCK_ROWS), np.empty(BLOCK_ROWS * n_logits, dtype=np.int32),
+            grad_coef[c], grad_intercept[c])
     return losses.sum(), grad_coef.sum(axis=0), grad_intercept.sum(axis=0)
 
 
 @njit(cache=True, nogil=True)
-def _dense_rows_pass(X, y, sample_weight, rows, coef_t, intercept, smoothing,
-                     binary, X_buf, y_buf, w_buf, Z_buf, G_buf, row_buf,
-                     exponent_buf, grad_coef, grad_intercept):
+def _dense_rows(X, y, sample_weight, rows, coef_t, intercept, smoothing, binary,
+                X_buf, y_buf, w_buf, Z_buf, G_buf, row_buf, exponent_buf, grad_coef,
+                grad_intercept):
     # Minibatch rows are gathered into preallocated buffers block by block:
     # no allocation per step, and X is never reordered or copied whole.
-    grad_coef[:] = 0.0
-    grad_intercept[:] = 0.0
     loss = 0.0
     block = X_buf.shape[0]
     for a in range(0, rows.shape[0], block):
@@ -293,24 +300,13 @@ def _csr_full_pass(data, indices, indptr, y, sample_weight, coef_t, intercept,
     return losses.sum(), grad_coef_t.sum(axis=0), grad_intercept.sum(axis=0)
 
 
-@njit(cache=True, nogil=True)
-def _csr_rows_pass(data, indices, indptr, y, sample_weight, rows, coef_t,
-                   intercept, smoothing, binary, grad_coef_t, grad_intercept, z,
-                   exponent_buf):
-    grad_coef_t[:] = 0.0
-    grad_intercept[:] = 0.0
-    return _csr_rows(data, indices, indptr, y, sample_weight, rows, 0,
-                     rows.shape[0], coef_t, intercept, smoothing, binary,
-                     grad_coef_t, grad_intercept, z, exponent_buf)
-
-
 def n_chunks_for(n_rows, n_threads):
     """Row chunks for the parallel pass: one per thread, none below a minimum size."""
     return max(1, min(n_threads, n_rows // _MIN_ROWS_PER_CHUNK))
 
 
 class Workspace:
-    """Preallocated buffers for the minibatch (serial) kernels.
+    """Preallocated buffers for the serial kernels (minibatches, small data).
 
     Parameters
     ----------
@@ -327,6 +323,7 @@ class Workspace:
             self.grad_coef_t = np.zeros((n_features, n_logits))
             self.z = np.empty(n_logits, dtype=dtype)
             self.exponent_buf = np.empty(n_logits, dtype=np.int32)
+            self.no_rows = np.empty(0, dtype=np.intp)
         else:
             self.grad_coef = np.zeros((n_logits, n_features))
             self.X_buf = np.empty((BLOCK_ROWS, n_features), dtype=dtype)
@@ -358,12 +355,14 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
     binary : bool
         Two-class form with a single logit (see the module docstring).
     rows : ndarray of intp, default=None
-        Rows of a minibatch (serial kernel, buffers from ``workspace``). None
-        for a full pass over all rows, in parallel over ``n_threads`` chunks.
+        Rows of a minibatch; None for all rows.
     n_threads : int, default=1
-        Upper bound on the number of row chunks of a full pass.
+        Threads for a pass over all rows: with more than one chunk of rows
+        (see :func:`n_chunks_for`) the parallel kernel runs, and the caller must
+        hold BLAS to one thread. Otherwise the serial kernel runs and the
+        parallel runtime is never started.
     workspace : Workspace, default=None
-        Buffers for minibatch passes; the returned gradients are views into it.
+        Buffers of the serial kernels; the returned gradients are views into it.
 
     Returns
     -------
@@ -374,8 +373,8 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
     grad_intercept : ndarray of shape (n_logits,), float64
     """
     sparse = hasattr(X, "indptr")
-    if rows is None:
-        n_chunks = n_chunks_for(X.shape[0], n_threads)
+    n_chunks = n_chunks_for(X.shape[0], n_threads) if rows is None else 1
+    if n_chunks > 1:
         if sparse:
             loss, grad_coef_t, grad_intercept = _csr_full_pass(
                 X.data, X.indices, X.indptr, y, sample_weight, coef_t, intercept,
@@ -386,13 +385,22 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
     if workspace is None:
         workspace = Workspace(coef_t.shape[1], coef_t.shape[0], X.dtype, sparse)
     w = workspace
+    w.grad_intercept[:] = 0.0
     if sparse:
-        loss = _csr_rows_pass(X.data, X.indices, X.indptr, y, sample_weight, rows,
-                              coef_t, intercept, smoothing, binary, w.grad_coef_t,
-                              w.grad_intercept, w.z, w.exponent_buf)
+        w.grad_coef_t[:] = 0.0
+        ids = w.no_rows if rows is None else rows
+        stop = X.shape[0] if rows is None else rows.shape[0]
+        loss = _csr_rows(X.data, X.indices, X.indptr, y, sample_weight, ids, 0, stop,
+                         coef_t, intercept, smoothing, binary, w.grad_coef_t,
+                         w.grad_intercept, w.z, w.exponent_buf)
         return loss, w.grad_coef_t.T, w.grad_intercept
-    loss = _dense_rows_pass(X, y, sample_weight, rows, coef_t, intercept, smoothing,
-                            binary, w.X_buf, w.y_buf, w.w_buf, w.Z_buf, w.G_buf,
-                            w.row_buf, w.exponent_buf, w.grad_coef,
-                            w.grad_intercept)
+    w.grad_coef[:] = 0.0
+    if rows is None:
+        loss = _dense_range(X, y, sample_weight, 0, X.shape[0], coef_t, intercept,
+                            smoothing, binary, w.X_buf, w.Z_buf, w.G_buf, w.row_buf,
+                            w.exponent_buf, w.grad_coef, w.grad_intercept)
+    else:
+        loss = _dense_rows(X, y, sample_weight, rows, coef_t, intercept, smoothing,
+                           binary, w.X_buf, w.y_buf, w.w_buf, w.Z_buf, w.G_buf,
+                           w.row_buf, w.exponent_buf, w.grad_coef, w.grad_intercept)
     return loss, w.grad_coef, w.grad_intercept

@@ -15,7 +15,7 @@ nothing about solvers and nothing about scikit-learn.
 
 import numpy as np
 
-from ._kernels import Workspace, loss_gradient_sums
+from ._kernels import Workspace, loss_gradient_sums, n_chunks_for
 
 
 class SoftmaxObjective:
@@ -62,7 +62,7 @@ class SoftmaxObjective:
         self.n_threads = int(n_threads)
         self.dtype = X.dtype
         self.weight_sum = float(sample_weight.sum())
-        self._workspace = None  # minibatch buffers, made on first use
+        self._workspace = None  # buffers of the serial kernels, made on first use
         # Kernel-side parameters in X's dtype, refreshed from the float64
         # parameters at each call; coefficients are stored transposed.
         self._coef_t = np.zeros((self.n_features, self.n_logits), dtype=self.dtype)
@@ -136,7 +136,8 @@ class SoftmaxObjective:
             keep it.
         """
         full = rows is None
-        if not full and self._workspace is None:
+        serial = not full or n_chunks_for(self.X.shape[0], self.n_threads) == 1
+        if serial and self._workspace is None:
             self._workspace = Workspace(self.n_logits, self.n_features, self.dtype,
                                         hasattr(self.X, "indptr"))
         coef, intercept = self.unpack(params)
