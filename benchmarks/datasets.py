@@ -1,0 +1,90 @@
+"""Benchmark data: the sets that ship with scikit-learn and generated ones.
+
+Data sets are described by small dicts (so that a child process can rebuild
+exactly the same data from its description) and built by :func:`load`.
+Building is never timed.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+SKLEARN_SETS = {"iris": load_iris, "wine": load_wine,
+                "breast_cancer": load_breast_cancer, "digits": load_digits}
+
+
+def sklearn_set(name):
+    return {"kind": "sklearn", "name": name, "dtype": "float64"}
+
+
+def blobs(n, d, k, dtype="float32", seed=0):
+    """Gaussian mixture: one unit-variance cluster per class, ~90-95% separable."""
+    return {"kind": "blobs", "name": f"blobs_n{n}_d{d}_k{k}_{dtype}", "n": n, "d": d,
+            "k": k, "dtype": dtype, "seed": seed}
+
+
+def sparse_text(n, d, k, nnz_per_row=50, dtype="float32", seed=0):
+    """CSR bag-of-words-like data: Zipf-distributed columns, planted linear labels."""
+    return {"kind": "sparse_text", "name": f"text_n{n}_d{d}_k{k}_{dtype}", "n": n,
+            "d": d, "k": k, "nnz_per_row": nnz_per_row, "dtype": dtype, "seed": seed}
+
+
+def _test_size(n):
+    return min(n // 5, 20_000)
+
+
+def _blobs(spec):
+    rng = np.random.default_rng(spec["seed"])
+    n, d, k = spec["n"], spec["d"], spec["k"]
+    n_total = n + _test_size(n)
+    # centre spread 3.5 / sqrt(d) keeps pairwise centre distances ~5 for any d
+    centers = rng.standard_normal((k, d)).astype(spec["dtype"]) * (3.5 / np.sqrt(d))
+    y = rng.integers(0, k, n_total)
+    X = rng.standard_normal((n_total, d), dtype=np.float32).astype(spec["dtype"],
+                                                                   copy=False)
+    X += centers[y]
+    return X[:n], X[n:], y[:n], y[n:]
+
+
+def _sparse_text(spec):
+    rng = np.random.default_rng(spec["seed"])
+    n, d, k, nnz = spec["n"], spec["d"], spec["k"], spec["nnz_per_row"]
+    n_total = n + _test_size(n)
+    col_p = 1.0 / (np.arange(d) + 10.0) ** 1.1
+    col_p /= col_p.sum()
+    indices = rng.choice(d, size=n_total * nnz, p=col_p).astype(np.int32)
+    data = (1.0 + rng.exponential(1.0, size=n_total * nnz)).astype(spec["dtype"])
+    indptr = np.arange(0, n_total * nnz + 1, nnz, dtype=np.int64)
+    X = sp.csr_matrix((data, indices, indptr), shape=(n_total, d))
+    X.sum_duplicates()
+    # tf-idf-like scaling: rows to unit norm
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    X = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(spec["dtype"]) @ X)
+    W = rng.standard_normal((d, k)).astype(np.float32) * 4.0
+    scores = np.asarray(X @ W) + rng.gumbel(size=(n_total, k))
+    y = scores.argmax(axis=1)
+    return X[:n], X[n:], y[:n], y[n:]
+
+
+def load(spec):
+    """Build ``(X_train, X_test, y_train, y_test)`` for a data set description."""
+    if spec["kind"] == "sklearn":
+        X, y = SKLEARN_SETS[spec["name"]](return_X_y=True)
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=0.25, stratify=y, random_state=0)
+        scaler = StandardScaler().fit(X_train)
+        return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+    if spec["kind"] == "blobs":
+        return _blobs(spec)
+    if spec["kind"] == "sparse_text":
+        return _sparse_text(spec)
+    raise ValueError(f"unknown data set kind {spec['kind']!r}")
+
+
+def nbytes(X):
+    """Memory held by a dense array or a CSR matrix."""
+    if sp.issparse(X):
+        return X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    return X.nbytes

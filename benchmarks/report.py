@@ -1,0 +1,145 @@
+"""Markdown tables and target checks, derived from results.json alone."""
+
+import json
+import sys
+
+REFERENCE = "LogisticRegression(lbfgs)"
+
+
+def _ok(records):
+    return [r for r in records if r.get("status") == "ok"]
+
+
+def _by(records, dataset, peer):
+    for r in records:
+        if r["dataset"] == dataset and r["peer"] == peer and r.get("status") == "ok":
+            return r
+    return None
+
+
+def _mib(n_bytes):
+    return f"{n_bytes / 2**20:.1f}"
+
+
+def results_table(records):
+    lines = ["| data set | model | fit s (median) | vs LR(lbfgs) | first fit s | "
+             "iterations | objective | test acc | test log-loss | peak mem above X, MiB "
+             "(% of X) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in records:
+        if r.get("status") != "ok":
+            lines.append(f"| {r['dataset']} | {r['peer']} | {r['status']}: "
+                         f"{r.get('reason', '')} | | | | | | | |")
+            continue
+        ref = _by(records, r["dataset"], REFERENCE)
+        speed = f"{ref['fit_s'] / r['fit_s']:.2f}x" if ref else ""
+        mem = ""
+        if "peak_above_input_bytes" in r:
+            mem = (f"{_mib(r['peak_above_input_bytes'])} "
+                   f"({100 * r['peak_above_input_bytes'] / r['input_bytes']:.1f}%)")
+        warn = " (ConvergenceWarning)" if "ConvergenceWarning" in r["warnings"] else ""
+        lines.append(
+            f"| {r['dataset']} | {r['peer']}{warn} | {r['fit_s']:.4f} | {speed} | "
+            f"{r['first_fit_s']:.3f} | {r['n_iter']} | {r['objective']:.7f} | "
+            f"{r['test_accuracy']:.4f} | {r['test_log_loss']:.4f} | {mem} |")
+    return "\n".join(lines)
+
+
+def targets(results):
+    """The performance targets of the benchmark issue, checked on this run."""
+    records = results["records"]
+    rows = []
+
+    def add(name, value, met):
+        rows.append(f"| {name} | {value} | {'met' if met else 'MISSED'} |")
+
+    head = "blobs_n200000_d100_k10_float32"
+    lr, ours = _by(records, head, REFERENCE), _by(records, head, "sksoftmax(lbfgs)")
+    if lr and ours:
+        same = ours["objective"] <= lr["objective"] * (1 + 1e-6)
+        ratio = lr["fit_s"] / ours["fit_s"]
+        add("dense f32 200k x 100, K=10: lbfgs vs LR(lbfgs), same objective",
+            f"{ratio:.2f}x (objective {ours['objective']:.8f} vs {lr['objective']:.8f})",
+            same and ratio >= 5)
+    sgd = _by(records, head, "sksoftmax(sgd)")
+    if lr and sgd:
+        gap = 100 * (lr["test_accuracy"] - sgd["test_accuracy"])
+        ratio = lr["fit_s"] / sgd["fit_s"]
+        add("same data: sgd (defaults) vs LR(lbfgs), accuracy within 0.3 points",
+            f"{ratio:.2f}x, accuracy {100 * sgd['test_accuracy']:.2f} vs "
+            f"{100 * lr['test_accuracy']:.2f}", gap <= 0.3 and ratio >= 10)
+    if head in results.get("passes", {}):
+        p = results["passes"][head]
+        add("one loss-and-gradient pass vs numpy X @ W.T + G.T @ X",
+            f"{p['ratio']:.2f}x ({1e3 * p['fused_pass_s']:.1f} ms vs "
+            f"{1e3 * p['numpy_matmuls_s']:.1f} ms)", p["ratio"] <= 2)
+    if ours and "peak_above_input_bytes" in ours:
+        share = ours["peak_above_input_bytes"] / ours["input_bytes"]
+        add("peak memory above X during the lbfgs fit", f"{100 * share:.1f}% of X",
+            share < 0.10)
+    text = "text_n200000_d100000_k20_float32"
+    lr_t, ours_t = _by(records, text, REFERENCE), _by(records, text, "sksoftmax(lbfgs)")
+    if lr_t and ours_t:
+        ratio = lr_t["fit_s"] / ours_t["fit_s"]
+        same = ours_t["objective"] <= lr_t["objective"] * (1 + 1e-6)
+        add("CSR 200k x 100k, K=20: lbfgs vs LR(lbfgs), same objective",
+            f"{ratio:.2f}x (objective {ours_t['objective']:.8f} vs "
+            f"{lr_t['objective']:.8f})", same and ratio >= 3)
+    for small in ("digits", "iris"):
+        lr_s, ours_s = _by(records, small, REFERENCE), _by(records, small,
+                                                            "sksoftmax(lbfgs)")
+        if lr_s and ours_s:
+            ratio = lr_s["fit_s"] / ours_s["fit_s"]
+            add(f"{small}: lbfgs vs LR(lbfgs), warm cache", f"{ratio:.2f}x", ratio >= 1)
+    wide = results.get("wide", [])
+    if len(wide) >= 2:
+        per_row = [w["fit_s"] / w["n_train"] for w in wide]
+        spread = max(per_row) / min(per_row)
+        add("K = d = 1000: time per row across n (linear if ~1)",
+            ", ".join(f"n={w['n_train']}: {w['fit_s']:.2f}s" for w in wide)
+            + f"; max/min time per row {spread:.2f}", spread < 1.5)
+    if not rows:
+        return ""
+    return "\n".join(["| target | measured | |", "|---|---|---|", *rows])
+
+
+def write_markdown(results, path):
+    env = results["environment"]
+    parts = [
+        "# sksoftmax benchmark results", "",
+        f"Preset `{results['preset']}`, alpha = {results['alpha']:g} "
+        f"(LogisticRegression gets C = 1/(alpha n)); {env['date']}, "
+        f"{env['cpu_count']} CPUs, Python {env['python']}, numpy {env['numpy']}, "
+        f"scikit-learn {env['scikit-learn']}, numba {env['numba']}.", "",
+        "Fit time: median of the timed fits after one warm-up fit (the 'first fit'"
+        " column; on a fresh install it includes Numba's compilation). Objective: "
+        "mean cross-entropy + alpha/2 ||W||^2 on the training data, computed the same"
+        " way for every model.", "",
+    ]
+    tgt = targets(results)
+    if tgt:
+        parts += ["## Targets", "", tgt, ""]
+    if "compile" in results:
+        parts += ["## Compile time (first fit on a tiny problem, fresh process)", "",
+                  "| first fit of | empty cache, s | warm cache, s |", "|---|---:|---:|"]
+        for key, cold in results["compile"]["cold"].items():
+            parts.append(f"| {key} | {cold:.2f} | {results['compile']['warm'][key]:.2f} |")
+        parts.append("")
+    parts += ["## All runs", "", results_table(results["records"]), ""]
+    if results.get("scaling"):
+        parts += ["## Fit time against n (dense float32, d=100, K=10)", "",
+                  results_table(results["scaling"]), ""]
+    if results.get("wide"):
+        parts += ["## K = 1000, d = 1000 (sksoftmax lbfgs, 10 iterations)", "",
+                  "| n | fit s | peak mem above X, MiB |", "|---:|---:|---:|"]
+        for w in results["wide"]:
+            mem = _mib(w["peak_above_input_bytes"]) if "peak_above_input_bytes" in w else ""
+            parts.append(f"| {w['n_train']} | {w['fit_s']:.3f} | {mem} |")
+        parts.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(parts))
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        print(targets(json.load(f)))
