@@ -472,12 +472,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         state = solver.init_state(params)
         try:
             n_epochs, loss_curve, scores, converged = solver.fit(
-                state, objective.loss_gradient, objective.prox, train_rows,
+                state, objective.minibatch_epoch, train_rows,
                 batch_size=self._batch_size(train_rows.shape[0]),
-                weights=sample_weight, rng=rng, shuffle=self.shuffle,
+                rng=rng, shuffle=self.shuffle,
                 max_iter=self.max_iter, tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
-                penalty=self._l1_penalty(objective),
+                penalty=objective.l1_penalty if objective.l1_strength() else None,
                 validation_score=validation_score, verbose=self.verbose,
             )
         except DivergenceError as exc:
@@ -496,14 +496,6 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"convergence (tol={self.tol}). Increase max_iter.",
                 ConvergenceWarning,
             )
-
-    @staticmethod
-    def _l1_penalty(objective):
-        """The non-smooth part of the objective, added to the reported loss."""
-        strength = objective.l1_strength()
-        if not strength:
-            return None
-        return lambda p: strength * float(np.abs(objective.unpack(p)[0]).sum())
 
     @staticmethod
     def _accuracy(objective, params, X, y_codes, weights):
@@ -579,16 +571,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             start = time.perf_counter()
             try:
                 loss = solver.epoch(
-                    state, objective.loss_gradient, objective.prox,
-                    objective.all_rows, self._batch_size(X.shape[0]),
-                    sample_weight, self._rng if self.shuffle else None,
+                    state, objective.minibatch_epoch, objective.all_rows,
+                    self._batch_size(X.shape[0]), self._rng if self.shuffle else None,
                 )
             except DivergenceError:
                 raise self._divergence_error(
                     f"epoch #{self.n_iter_ + 1}") from None
-        l1 = self._l1_penalty(objective)
-        if l1 is not None:
-            loss += l1(state.params)
+        loss += objective.l1_penalty(state.params)
         self._store_params(objective, state.params)
         self._minibatch_state = state
         self.n_iter_ += 1

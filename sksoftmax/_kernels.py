@@ -33,6 +33,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from . import _steps
+
 # Rows per BLAS block: the (block, K) logits and the block of X stay in L2.
 BLOCK_ROWS = 1024
 # Rows per thread below which the parallel driver is not worth its start-up.
@@ -404,3 +406,119 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
                            binary, w.X_buf, w.y_buf, w.w_buf, w.Z_buf, w.G_buf,
                            w.row_buf, w.exponent_buf, w.grad_coef, w.grad_intercept)
     return loss, w.grad_coef, w.grad_intercept
+
+
+# ----------------------------------------------------------- minibatch epochs
+def _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing, binary,
+                    grad_intercept, grad):
+    """Weighted loss and gradient sums of one minibatch, into the flat ``grad``."""
+
+
+@overload(_batch_gradient)
+def _batch_gradient_impl(data, bufs, rows, coef_t, intercept, smoothing, binary,
+                         grad_intercept, grad):
+    # ``data`` is (X, y, sample_weight) for dense input and (data, indices,
+    # indptr, y, sample_weight) for CSR; the choice is made at compile time.
+    if len(data.types) == 3:
+        def dense(data, bufs, rows, coef_t, intercept, smoothing, binary,
+                  grad_intercept, grad):
+            X, y, sample_weight = data
+            X_buf, y_buf, w_buf, Z_buf, G_buf, row_buf, exponent_buf, grad_coef = bufs
+            grad_coef[:] = 0.0
+            grad_intercept[:] = 0.0
+            loss = _dense_rows(X, y, sample_weight, rows, coef_t, intercept,
+                               smoothing, binary, X_buf, y_buf, w_buf, Z_buf, G_buf,
+                               row_buf, exponent_buf, grad_coef, grad_intercept)
+            grad[:grad_coef.size] = grad_coef.ravel()
+            return loss
+        return dense
+
+    def csr(data, bufs, rows, coef_t, intercept, smoothing, binary, grad_intercept,
+            grad):
+        values, indices, indptr, y, sample_weight = data
+        z, exponent_buf, grad_coef_t = bufs
+        grad_coef_t[:] = 0.0
+        grad_intercept[:] = 0.0
+        loss = _csr_rows(values, indices, indptr, y, sample_weight, rows, 0,
+                         rows.shape[0], coef_t, intercept, smoothing, binary,
+                         grad_coef_t, grad_intercept, z, exponent_buf)
+        n_features, n_logits = grad_coef_t.shape
+        for k in range(n_logits):
+            for j in range(n_features):
+                grad[k * n_features + j] = grad_coef_t[j, k]
+        return loss
+
+    return csr
+
+
+@njit(cache=True, nogil=True)
+def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef,
+                    fit_intercept, coef_t, intercept, grad_intercept, grad, l2, l1,
+                    smoothing, binary, rule, schedule, eta0, eta, alpha, power_t,
+                    momentum, nesterov, beta_1, beta_2, epsilon, step, velocity, m,
+                    v, shift, threshold):
+    """One epoch of minibatch updates over ``order``, entirely compiled.
+
+    For each minibatch: refresh the kernel-side parameters, compute the
+    weighted mean loss and gradient (plus the L2 term), take one SGD or Adam
+    step (``_steps``) with the scheduled learning rate, apply the L1 prox.
+    Nothing is allocated per step.
+
+    Returns
+    -------
+    loss_sum : float
+        Sum over minibatches of (mean loss before the step) x (batch weight).
+    weight_sum : float
+        Sum of the batch weights.
+    step : int
+        Updates taken so far, this epoch included.
+    diverged : bool
+        True if the loss, the gradient or the parameters became non-finite;
+        the epoch stops there.
+    """
+    n_features, n_logits = coef_t.shape
+    total, total_weight = 0.0, 0.0
+    for a in range(0, order.shape[0], batch_size):
+        rows = order[a:min(a + batch_size, order.shape[0])]
+        for k in range(n_logits):
+            for j in range(n_features):
+                coef_t[j, k] = params[k * n_features + j]
+            intercept[k] = params[n_coef + k] if fit_intercept else 0.0
+        loss = _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing, binary,
+                               grad_intercept, grad)
+        weight = 0.0
+        for r in range(rows.shape[0]):
+            weight += sample_weight[rows[r]]
+        if weight > 0.0:
+            loss /= weight
+            for j in range(n_coef):
+                grad[j] /= weight
+            if fit_intercept:
+                for k in range(n_logits):
+                    grad[n_coef + k] = grad_intercept[k] / weight
+        else:  # a minibatch of zero weight carries only the penalty
+            loss = 0.0
+            grad[:] = 0.0
+        if l2 > 0.0:
+            for j in range(n_coef):
+                loss += 0.5 * l2 * params[j] * params[j]
+                grad[j] += l2 * params[j]
+        finite = np.isfinite(loss)
+        for j in range(grad.shape[0]):
+            finite = finite and np.isfinite(grad[j])
+        if not finite:
+            return total, total_weight, step, True
+        rate = _steps.learning_rate(schedule, step, eta0, eta, alpha, power_t)
+        if rule == 0:
+            _steps.sgd_step(params, grad, velocity, rate, momentum, nesterov, n_coef,
+                            l1, shift, threshold)
+        else:
+            _steps.adam_step(params, grad, m, v, step, rate, beta_1, beta_2, epsilon,
+                             n_coef, l1, shift, threshold)
+        step += 1
+        total += loss * weight
+        total_weight += weight
+    for j in range(params.shape[0]):
+        if not np.isfinite(params[j]):
+            return total, total_weight, step, True
+    return total, total_weight, step, False

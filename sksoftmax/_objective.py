@@ -15,7 +15,8 @@ nothing about solvers and nothing about scikit-learn.
 
 import numpy as np
 
-from ._kernels import Workspace, loss_gradient_sums, n_chunks_for
+from ._kernels import Workspace, loss_gradient_sums, minibatch_epoch, n_chunks_for
+from ._steps import RULES, SCHEDULES
 
 
 class SoftmaxObjective:
@@ -39,7 +40,8 @@ class SoftmaxObjective:
         Penalty strength.
     l1_ratio : float
         Share of the L1 penalty. The L1 part is not differentiable: it is
-        *not* part of :meth:`loss_gradient` and is applied by :meth:`prox`.
+        *not* part of :meth:`loss_gradient`; minibatch epochs apply it by a
+        proximal step.
     label_smoothing : float
         ``epsilon`` in ``t = (1 - epsilon) onehot(y) + epsilon / K``.
     n_threads : int
@@ -110,54 +112,35 @@ class SoftmaxObjective:
     def l1_strength(self):
         return self.alpha * self.l1_ratio
 
-    def penalty(self, params):
-        """Value of the full elastic-net penalty at ``params``."""
-        coef, _ = self.unpack(params)
-        value = 0.5 * self.l2_strength() * float(np.dot(coef.ravel(), coef.ravel()))
-        if self.l1_strength():
-            value += self.l1_strength() * float(np.abs(coef).sum())
-        return value
-
-    def loss_gradient(self, params, rows=None):
-        """Smooth part of the objective and its gradient over ``rows``.
+    def loss_gradient(self, params):
+        """Smooth part of the objective over all rows, and its gradient.
 
         Parameters
         ----------
         params : ndarray of shape (n_params,), float64
-        rows : ndarray of intp, default=None
-            Rows of a minibatch; all rows when None (full batch, parallel).
 
         Returns
         -------
         loss : float
-            Weighted mean cross-entropy over ``rows`` plus the L2 penalty.
+            Weighted mean cross-entropy plus the L2 penalty.
         grad : ndarray of shape (n_params,), float64
             Its gradient. The array is reused by the next call: copy it to
             keep it.
         """
-        full = rows is None
-        serial = not full or n_chunks_for(self.X.shape[0], self.n_threads) == 1
-        if serial and self._workspace is None:
-            self._workspace = Workspace(self.n_logits, self.n_features, self.dtype,
-                                        hasattr(self.X, "indptr"))
         coef, intercept = self.unpack(params)
         self._coef_t[:] = coef.T
         self._intercept[:] = intercept
         loss_sum, grad_coef, grad_intercept = loss_gradient_sums(
             self.X, self.y, self.sample_weight, self._coef_t, self._intercept,
-            self.label_smoothing, self.binary, rows=rows, n_threads=self.n_threads,
-            workspace=self._workspace,
+            self.label_smoothing, self.binary, n_threads=self.n_threads,
+            workspace=(self._serial_workspace()
+                       if n_chunks_for(self.X.shape[0], self.n_threads) == 1 else None),
         )
-        weight_sum = self.weight_sum if full else float(self.sample_weight[rows].sum())
         grad_coef_out, grad_intercept_out = self.unpack(self._grad)
-        if weight_sum > 0:
-            loss = loss_sum / weight_sum
-            np.multiply(grad_coef, 1.0 / weight_sum, out=grad_coef_out)
-            if self.fit_intercept:
-                grad_intercept_out[:] = grad_intercept / weight_sum
-        else:  # a minibatch whose weights are all zero carries no data term
-            loss = 0.0
-            self._grad[:] = 0.0
+        loss = loss_sum / self.weight_sum
+        np.multiply(grad_coef, 1.0 / self.weight_sum, out=grad_coef_out)
+        if self.fit_intercept:
+            np.multiply(grad_intercept, 1.0 / self.weight_sum, out=grad_intercept_out)
         l2 = self.l2_strength()
         if l2:
             # Overflow here means divergence, which the solvers report.
@@ -166,43 +149,72 @@ class SoftmaxObjective:
                 grad_coef_out += l2 * coef
         return loss, self._grad
 
-    def objective(self, params):
-        """Full objective (data term + elastic-net penalty) on all rows."""
-        loss, _ = self.loss_gradient(params)
-        if self.l1_strength():
-            coef, _ = self.unpack(params)
-            loss += self.l1_strength() * float(np.abs(coef).sum())
-        return loss
+    def _serial_workspace(self):
+        if self._workspace is None:
+            self._workspace = Workspace(self.n_logits, self.n_features, self.dtype,
+                                        hasattr(self.X, "indptr"))
+        return self._workspace
 
-    def prox(self, params, step, out_shift=None):
-        """Proximal step of the L1 penalty (soft-thresholding) on the coefficients.
+    def minibatch_epoch(self, state, order, batch_size, rule):
+        """One compiled epoch of minibatch steps over the rows in ``order``.
 
         Parameters
         ----------
-        params : ndarray of shape (n_params,)
-            Updated in place. The intercept is left alone.
-        step : float or ndarray of shape (n_params,)
-            Step size, scalar or per coordinate (as Adam takes).
-        out_shift : ndarray of shape (n_params,), default=None
-            Receives the displacement made, ``new - old``.
+        state : object
+            The optimiser state, updated in place: flat float64 ``params``,
+            ``velocity``, ``m``, ``v``, ``shift``, ``threshold`` (each of
+            shape (n_params,)), the update count ``step`` and the current
+            ``eta``.
+        order : ndarray of intp
+            Rows, in the order they are visited.
+        batch_size : int
+        rule : object
+            Step rule settings: ``solver`` ("sgd"/"adam"), ``learning_rate``,
+            ``eta0``, ``power_t``, ``alpha`` (of the "optimal" schedule),
+            ``momentum``, ``nesterovs_momentum``, ``beta_1``, ``beta_2``,
+            ``epsilon``.
 
         Returns
         -------
-        changed : bool
-            False when there is no L1 penalty (nothing is done).
+        loss : float
+            Weighted mean over the epoch of each minibatch's smooth loss
+            before its step (L1 part not included).
+        diverged : bool
+            Whether the loss, the gradient or the parameters became
+            non-finite (the epoch stopped there).
         """
+        ws = self._serial_workspace()
+        if hasattr(self.X, "indptr"):
+            data = (self.X.data, self.X.indices, self.X.indptr, self.y,
+                    self.sample_weight)
+            bufs = (ws.z, ws.exponent_buf, ws.grad_coef_t)
+        else:
+            data = (self.X, self.y, self.sample_weight)
+            bufs = (ws.X_buf, ws.y_buf, ws.w_buf, ws.Z_buf, ws.G_buf, ws.row_buf,
+                    ws.exponent_buf, ws.grad_coef)
+        total, weight, state.step, diverged = minibatch_epoch(
+            data, bufs, self.sample_weight, order, batch_size, state.params,
+            self.n_logits * self.n_features, self.fit_intercept, self._coef_t,
+            self._intercept, ws.grad_intercept, self._grad, self.l2_strength(),
+            self.l1_strength(), self.label_smoothing, self.binary,
+            RULES[rule.solver], SCHEDULES[rule.learning_rate], rule.eta0, state.eta,
+            rule.alpha, rule.power_t, rule.momentum, rule.nesterovs_momentum,
+            rule.beta_1, rule.beta_2, rule.epsilon, state.step, state.velocity,
+            state.m, state.v, state.shift, state.threshold)
+        return (total / weight if weight > 0 else 0.0), diverged
+
+    def l1_penalty(self, params):
+        """Value of the L1 part of the penalty (0 without one)."""
         strength = self.l1_strength()
         if not strength:
-            return False
+            return 0.0
         coef, _ = self.unpack(params)
-        if np.ndim(step):
-            step, _ = self.unpack(step)
-        shrunk = np.sign(coef) * np.maximum(np.abs(coef) - strength * step, 0.0)
-        if out_shift is not None:
-            shift_coef, _ = self.unpack(out_shift)
-            np.subtract(shrunk, coef, out=shift_coef)
-        np.copyto(coef, shrunk)
-        return True
+        return strength * float(np.abs(coef).sum())
+
+    def objective(self, params):
+        """Full objective (data term + elastic-net penalty) on all rows."""
+        loss, _ = self.loss_gradient(params)
+        return loss + self.l1_penalty(params)
 
     def decision(self, params, X, rows=None):
         """Logits (n, n_logits) of ``X[rows]`` under ``params`` in float64."""

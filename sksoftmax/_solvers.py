@@ -1,9 +1,10 @@
 """Optimisers: full-batch L-BFGS (scipy) and minibatch SGD / Adam.
 
-Solvers see only callables: ``loss_gradient(params[, rows]) -> (loss, grad)``
-on a flat float64 parameter vector, and for the minibatch solvers a
-``prox(params, step)`` for the L1 part and an optional validation score. They
-know nothing of the data format and nothing of scikit-learn.
+Solvers see only callables: L-BFGS a ``loss_gradient(params) -> (loss, grad)``
+on a flat float64 parameter vector; the minibatch solvers a
+``run_epoch(state, order, batch_size, rule)`` that takes the compiled steps
+(``_steps``) over a given order of rows, and an optional validation score.
+They know nothing of the data format and nothing of scikit-learn.
 """
 
 import time
@@ -81,10 +82,15 @@ class MinibatchState:
         self.m = np.zeros_like(params)  # adam first moment
         self.v = np.zeros_like(params)  # adam second moment
         self.shift = np.zeros_like(params)  # displacement made by the last prox
+        self.threshold = np.zeros_like(params)  # prox thresholds (per coordinate)
 
 
 class MinibatchSolver:
     """Minibatch SGD (with momentum / Nesterov) or Adam, epoch by epoch.
+
+    The steps themselves run compiled (``_steps``, driven by the objective's
+    ``minibatch_epoch``); this class holds the step-rule settings and decides
+    the epochs: shuffling, stopping, the "adaptive" rate, validation.
 
     Parameters
     ----------
@@ -101,12 +107,6 @@ class MinibatchSolver:
     nesterovs_momentum : bool
     beta_1, beta_2, epsilon : float
         Adam's moment decays and denominator guard.
-
-    Notes
-    -----
-    The non-smooth part enters through ``prox(params, step, out_shift)``: it
-    updates ``params`` in place, writes the displacement it made to
-    ``out_shift`` and returns whether it did anything.
     """
 
     def __init__(self, solver, *, learning_rate, eta0, power_t, alpha, momentum,
@@ -125,77 +125,37 @@ class MinibatchSolver:
     def init_state(self, params):
         return MinibatchState(params, self.solver, self.eta0)
 
-    def _eta(self, state):
-        t = state.step
-        if self.learning_rate == "optimal":
-            return self.eta0 / (1.0 + self.eta0 * self.alpha * t)
-        if self.learning_rate == "invscaling":
-            return self.eta0 / (t + 1.0) ** self.power_t
-        return state.eta  # constant and adaptive
-
-    def _update(self, state, grad, prox):
-        eta = self._eta(state)
-        params = state.params
-        if self.solver == "sgd":
-            v = state.velocity
-            v *= self.momentum
-            v -= eta * grad
-            if self.nesterovs_momentum:
-                params += self.momentum * v - eta * grad
-            else:
-                params += v
-            if prox(params, eta, out_shift=state.shift):
-                # The velocity must carry the shrinkage too, or momentum keeps
-                # pushing thresholded coefficients away from zero.
-                v += state.shift
-        else:
-            t = state.step + 1
-            state.m *= self.beta_1
-            state.m += (1.0 - self.beta_1) * grad
-            state.v *= self.beta_2
-            state.v += (1.0 - self.beta_2) * grad * grad
-            lr = eta * np.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
-            scale = lr / (np.sqrt(state.v) + self.epsilon)
-            params -= scale * state.m
-            prox(params, scale, out_shift=state.shift)
-        state.step += 1
-
-    def epoch(self, state, loss_gradient, prox, rows, batch_size, weights, rng):
+    def epoch(self, state, run_epoch, rows, batch_size, rng):
         """One pass of minibatch updates over ``rows``.
 
         Parameters
         ----------
+        run_epoch : callable
+            ``run_epoch(state, order, batch_size, rule) -> (loss, diverged)``,
+            e.g. ``SoftmaxObjective.minibatch_epoch``; ``rule`` is this solver.
         rows : ndarray of intp
             Training rows; visited in a fresh random order when ``rng`` is
             given (shuffling the indices, never the data).
-        weights : ndarray of float64
-            Per-row weights, used to average the minibatch losses into the
-            epoch's loss.
 
         Returns
         -------
         epoch_loss : float
             Weighted mean over the epoch of the smooth loss of each minibatch,
             measured before its update.
+
+        Raises
+        ------
+        DivergenceError
+            If the loss, a gradient or the parameters became non-finite.
         """
         order = rng.permutation(rows) if rng is not None else rows
-        total, total_weight = 0.0, 0.0
-        for start in range(0, order.shape[0], batch_size):
-            batch = order[start:start + batch_size]
-            loss, grad = loss_gradient(state.params, batch)
-            if not np.isfinite(loss) or not np.all(np.isfinite(grad)):
-                raise DivergenceError("non-finite loss or gradient")
-            w = float(weights[batch].sum())
-            total += loss * w
-            total_weight += w
-            self._update(state, grad, prox)
-        if not np.all(np.isfinite(state.params)):
-            raise DivergenceError("non-finite parameters")
-        return total / total_weight if total_weight > 0 else 0.0
+        loss, diverged = run_epoch(state, order, batch_size, self)
+        if diverged:
+            raise DivergenceError("non-finite loss, gradient or parameters")
+        return loss
 
-    def fit(self, state, loss_gradient, prox, rows, *, batch_size, weights, rng,
-            shuffle, max_iter, tol, n_iter_no_change, penalty=None,
-            validation_score=None, verbose=False):
+    def fit(self, state, run_epoch, rows, *, batch_size, rng, shuffle, max_iter, tol,
+            n_iter_no_change, penalty=None, validation_score=None, verbose=False):
         """Epochs until convergence, early stopping or ``max_iter``.
 
         Without ``validation_score``, the run stops once the epoch's training
@@ -203,7 +163,8 @@ class MinibatchSolver:
         ``n_iter_no_change`` consecutive epochs. With it, the same rule is
         applied to the validation score (which must rise by ``tol``). With
         ``"adaptive"``, such a stall divides the learning rate by 5 instead,
-        until it falls below 1e-6.
+        until it falls below 1e-6. ``penalty(params)`` adds the non-smooth part
+        to each epoch's reported objective.
 
         Returns
         -------
@@ -218,8 +179,8 @@ class MinibatchSolver:
         start = time.perf_counter()
         for epoch in range(1, max_iter + 1):
             try:
-                loss = self.epoch(state, loss_gradient, prox, rows, batch_size,
-                                  weights, rng if shuffle else None)
+                loss = self.epoch(state, run_epoch, rows, batch_size,
+                                  rng if shuffle else None)
             except DivergenceError:
                 raise DivergenceError(f"epoch #{epoch}") from None
             if penalty is not None:

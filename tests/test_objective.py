@@ -8,6 +8,7 @@ from scipy.optimize import check_grad
 
 from sksoftmax import log_softmax, one_hot
 from sksoftmax._objective import SoftmaxObjective
+from sksoftmax._solvers import MinibatchState
 
 
 def make(n_classes=3, fit_intercept=True, alpha=0.1, l1_ratio=0.0, smoothing=0.0,
@@ -77,51 +78,76 @@ def test_layout_and_binary_form():
     assert_allclose(intercept, 0.0)
 
 
-def test_minibatch_normalises_by_its_own_weights():
-    obj, params = make(alpha=0.0)
-    rows = np.array([1, 4, 9], dtype=np.intp)
-    sub = SoftmaxObjective(obj.X[rows], obj.y[rows], obj.sample_weight[rows], 3,
-                           alpha=0.0)
-    loss, grad = obj.loss_gradient(params, rows)
-    grad = grad.copy()
+class Rule:
+    """Plain SGD settings: constant rate, no momentum."""
+
+    solver, learning_rate, eta0, power_t, alpha = "sgd", "constant", 0.1, 0.5, 0.0
+    momentum, nesterovs_momentum, beta_1, beta_2, epsilon = 0.0, False, 0.9, 0.999, 1e-8
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_one_minibatch_step_is_a_gradient_step_on_that_batch(sparse, n_classes):
+    obj, params = make(n_classes=n_classes, alpha=0.2, sparse=sparse, smoothing=0.1)
+    rows = np.array([1, 4, 9, 4], dtype=np.intp)
+    X_rows = obj.X[rows]
+    sub = SoftmaxObjective(X_rows, obj.y[rows], obj.sample_weight[rows], n_classes,
+                           alpha=0.2, label_smoothing=0.1)
     ref_loss, ref_grad = sub.loss_gradient(params)
-    assert loss == pytest.approx(ref_loss, rel=1e-13)
-    assert_allclose(grad, ref_grad, rtol=1e-13)
+    expected = params - 0.1 * ref_grad
+    state = MinibatchState(params.copy(), "sgd", 0.1)
+    loss, diverged = obj.minibatch_epoch(state, rows, len(rows), Rule)
+    assert not diverged and state.step == 1
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    assert_allclose(state.params, expected, rtol=1e-12, atol=1e-14)
 
 
-def test_all_zero_weight_minibatch_has_only_the_penalty():
+def test_epoch_loss_is_the_weighted_mean_of_the_batch_losses():
+    obj, params = make(alpha=0.0)
+    order = np.arange(30, dtype=np.intp)
+    rule = type("Frozen", (Rule,), {"eta0": 1e-300})  # steps too small to matter
+    state = MinibatchState(params.copy(), "sgd", rule.eta0)
+    loss, _ = obj.minibatch_epoch(state, order, 7, rule)  # batches of 7, 7, 7, 7, 2
+    batches = [order[a:a + 7] for a in range(0, 30, 7)]
+    weights = [obj.sample_weight[b].sum() for b in batches]
+    losses = [SoftmaxObjective(obj.X[b], obj.y[b], obj.sample_weight[b], 3)
+              .loss_gradient(params)[0] for b in batches]
+    assert state.step == 5
+    assert loss == pytest.approx(np.average(losses, weights=weights), rel=1e-10)
+
+
+def test_all_zero_weight_minibatch_steps_on_the_penalty_only():
     obj, params = make(alpha=0.5)
     obj.sample_weight[:3] = 0.0
-    loss, grad = obj.loss_gradient(params, np.arange(3, dtype=np.intp))
-    coef, _ = obj.unpack(params)
-    assert loss == pytest.approx(0.25 * np.sum(coef**2))
-    g_coef, g_int = obj.unpack(grad)
-    assert_allclose(g_coef, 0.5 * coef)
-    assert_allclose(g_int, 0.0)
-
-
-def test_prox_is_soft_thresholding_of_the_coefficients_only():
-    obj, _ = make(alpha=2.0, l1_ratio=0.25, d=2)  # l1 strength 0.5
-    params = obj.init_params(np.array([[1.0, -0.2], [0.3, -2.0], [0.0, 0.6]]),
-                             np.array([5.0, -5.0, 0.1]))
-    shift = np.zeros(obj.n_params)
-    assert obj.prox(params, 0.8, out_shift=shift)  # threshold 0.4
+    state = MinibatchState(params.copy(), "sgd", 0.1)
+    loss, _ = obj.minibatch_epoch(state, np.arange(3, dtype=np.intp), 3, Rule)
     coef, intercept = obj.unpack(params)
-    assert_allclose(coef, [[0.6, 0.0], [0.0, -1.6], [0.0, 0.2]])
-    assert_allclose(obj.unpack(shift)[0], [[-0.4, 0.2], [-0.3, 0.4], [0.0, -0.4]])
-    assert_allclose(obj.unpack(shift)[1], 0.0)
-    assert_allclose(intercept, [5.0, -5.0, 0.1])
-    # a per-coordinate step
-    step = np.full(obj.n_params, 0.2)
-    obj.prox(params, step)
-    assert_allclose(obj.unpack(params)[0], [[0.5, 0.0], [0.0, -1.5], [0.0, 0.1]])
+    assert loss == 0.0  # the epoch's loss is a mean over weight, and it has none
+    new_coef, new_intercept = obj.unpack(state.params)
+    assert_allclose(new_coef, coef - 0.1 * 0.5 * coef)
+    assert_allclose(new_intercept, intercept)
 
 
-def test_prox_without_l1_does_nothing():
-    obj, params = make(alpha=2.0, l1_ratio=0.0)
-    before = params.copy()
-    assert not obj.prox(params, 0.8)
-    assert_allclose(params, before)
+def test_epoch_reports_divergence():
+    obj, params = make(alpha=0.0)
+    params[:] = np.nan
+    state = MinibatchState(params, "sgd", 0.1)
+    _, diverged = obj.minibatch_epoch(state, np.arange(30, dtype=np.intp), 10, Rule)
+    assert diverged and state.step == 0
+
+
+def test_epoch_l1_prox_zeroes_small_coefficients():
+    obj, params = make(alpha=2.0, l1_ratio=0.5)  # l1 strength 1, l2 strength 1
+    state = MinibatchState(params.copy(), "sgd", 0.1)
+    obj.minibatch_epoch(state, np.arange(30, dtype=np.intp), 30, Rule)
+    _, ref_grad = SoftmaxObjective(obj.X, obj.y, obj.sample_weight, 3, alpha=2.0,
+                                   l1_ratio=0.5).loss_gradient(params)
+    step = params - 0.1 * ref_grad
+    coef = obj.unpack(step)[0]
+    expected = np.sign(coef) * np.maximum(np.abs(coef) - 0.1, 0.0)
+    assert_allclose(obj.unpack(state.params)[0], expected, rtol=1e-12, atol=1e-15)
+    assert_allclose(obj.unpack(state.params)[1], obj.unpack(step)[1], rtol=1e-12)
+    assert np.count_nonzero(expected == 0) > 0
 
 
 def test_objective_includes_the_l1_part():
@@ -129,5 +155,4 @@ def test_objective_includes_the_l1_part():
     assert obj.objective(params) == pytest.approx(objective_by_formula(obj, params),
                                                   rel=1e-12)
     coef, _ = obj.unpack(params)
-    assert obj.penalty(params) == pytest.approx(
-        0.3 * (0.25 * np.sum(coef**2) + 0.5 * np.abs(coef).sum()))
+    assert obj.l1_penalty(params) == pytest.approx(0.3 * 0.5 * np.abs(coef).sum())

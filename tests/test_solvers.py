@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from sksoftmax import _steps
 from sksoftmax._solvers import DivergenceError, MinibatchSolver, lbfgs
 
 CENTER = np.array([1.0, -2.0, 3.0])
@@ -14,10 +15,6 @@ def quadratic(params, rows=None):
     """0.5 * sum(scales * (params - center)^2): minimum 0 at CENTER."""
     diff = params - CENTER
     return 0.5 * float(np.sum(SCALES * diff**2)), SCALES * diff
-
-
-def no_prox(params, step, out_shift=None):
-    return False
 
 
 def make_solver(solver="sgd", **kw):
@@ -49,49 +46,34 @@ def test_lbfgs_non_finite_objective_is_a_divergence_error():
         lbfgs(nan_objective, np.zeros(3), max_iter=10, tol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "schedule, expected",
-    [
-        ("constant", [0.1, 0.1, 0.1]),
-        ("optimal", [0.1, 0.1 / (1 + 0.1 * 0.5 * 1), 0.1 / (1 + 0.1 * 0.5 * 2)]),
-        ("invscaling", [0.1, 0.1 / 2**0.25, 0.1 / 3**0.25]),
-        ("adaptive", [0.1, 0.1, 0.1]),
-    ],
-)
-def test_learning_rate_schedules(schedule, expected):
-    solver = make_solver(learning_rate=schedule, eta0=0.1, alpha=0.5, power_t=0.25)
-    state = solver.init_state(np.zeros(3))
-    etas = []
-    for step in range(3):
-        state.step = step
-        etas.append(solver._eta(state))
-    assert_allclose(etas, expected, rtol=1e-15)
+def quadratic_epoch(batches=2):
+    """A run_epoch for the quadratic: exact gradients, the compiled step rules."""
+    def run_epoch(state, order, batch_size, rule):
+        for _ in range(batches):
+            _, grad = quadratic(state.params)
+            eta = _steps.learning_rate(_steps.SCHEDULES[rule.learning_rate], state.step,
+                                       rule.eta0, state.eta, rule.alpha, rule.power_t)
+            if rule.solver == "sgd":
+                _steps.sgd_step(state.params, grad, state.velocity, eta, rule.momentum,
+                                rule.nesterovs_momentum, 3, 0.0, state.shift,
+                                state.threshold)
+            else:
+                _steps.adam_step(state.params, grad, state.m, state.v, state.step, eta,
+                                 rule.beta_1, rule.beta_2, rule.epsilon, 3, 0.0,
+                                 state.shift, state.threshold)
+            state.step += 1
+        return quadratic(state.params)[0], False
+    return run_epoch
 
 
-@pytest.mark.parametrize("nesterov", [False, True])
-def test_sgd_momentum_steps(nesterov):
-    solver = make_solver(eta0=0.1, momentum=0.5, nesterovs_momentum=nesterov)
-    state = solver.init_state(np.zeros(2))
-    g = np.array([1.0, -2.0])
-    solver._update(state, g, no_prox)
-    v1 = -0.1 * g
-    x1 = 0.5 * v1 - 0.1 * g if nesterov else v1
-    assert_allclose(state.params, x1)
-    solver._update(state, g, no_prox)
-    v2 = 0.5 * v1 - 0.1 * g
-    x2 = x1 + (0.5 * v2 - 0.1 * g if nesterov else v2)
-    assert_allclose(state.params, x2)
+def constant_epoch(values):
+    """A run_epoch that reports the given losses, taking no step."""
+    values = iter(values)
 
-
-def test_adam_first_step_is_bias_corrected():
-    solver = make_solver("adam", eta0=0.01)
-    state = solver.init_state(np.zeros(2))
-    g = np.array([4.0, -0.5])
-    solver._update(state, g, no_prox)
-    lr = 0.01 * np.sqrt(1 - 0.999) / (1 - 0.9)
-    expected = -lr * (0.1 * g) / (np.sqrt(0.001 * g**2) + 1e-8)
-    assert_allclose(state.params, expected, rtol=1e-12)
-    assert_allclose(state.params, -0.01 * np.sign(g), rtol=1e-6)
+    def run_epoch(state, order, batch_size, rule):
+        value = next(values)
+        return value, not np.isfinite(value)
+    return run_epoch
 
 
 @pytest.mark.parametrize("solver_name, eta0", [("sgd", 0.005), ("adam", 0.05)])
@@ -99,31 +81,41 @@ def test_minibatch_fit_converges_and_stops_on_tol(solver_name, eta0):
     # "adaptive" shrinks Adam's step once it oscillates around the minimum
     solver = make_solver(solver_name, eta0=eta0, learning_rate="adaptive")
     state = solver.init_state(np.zeros(3))
-    rows = np.arange(10, dtype=np.intp)
     n_epochs, curve, scores, converged = solver.fit(
-        state, quadratic, no_prox, rows, batch_size=5, weights=np.ones(10),
+        state, quadratic_epoch(), np.arange(10, dtype=np.intp), batch_size=5,
         rng=np.random.RandomState(0), shuffle=True, max_iter=5000, tol=1e-12,
         n_iter_no_change=10)
     assert converged and n_epochs < 5000 and scores == []
     assert len(curve) == n_epochs and curve[-1] < 1e-5 * curve[0]
     assert_allclose(state.params, CENTER, atol=1e-2)
-    assert state.step == 2 * n_epochs  # two minibatches per epoch
+    assert state.step == 2 * n_epochs
 
 
 def test_adaptive_divides_the_rate_by_five_on_each_stall():
     solver = make_solver(learning_rate="adaptive", eta0=0.01)
     state = solver.init_state(np.zeros(3))
-
-    def flat(params, rows):
-        return 1.0, np.zeros_like(params)
-
     n_epochs, _, _, converged = solver.fit(
-        state, flat, no_prox, np.arange(4, dtype=np.intp), batch_size=4,
-        weights=np.ones(4), rng=None, shuffle=False, max_iter=100, tol=1e-4,
+        state, constant_epoch([1.0] * 100), np.arange(4, dtype=np.intp),
+        batch_size=4, rng=None, shuffle=False, max_iter=100, tol=1e-4,
         n_iter_no_change=2)
     # 6 divisions (0.01 -> 6.4e-7 < 1e-6), then a 7th stall stops the run
     assert converged and n_epochs == 1 + 7 * 2
     assert state.eta == pytest.approx(0.01 / 5**6)
+
+
+def test_stops_after_n_iter_no_change_and_reports_max_iter():
+    solver = make_solver()
+    state = solver.init_state(np.zeros(3))
+    losses = [5.0, 4.0, 3.99999, 3.99998, 3.99997]
+    n_epochs, curve, _, converged = solver.fit(
+        state, constant_epoch(losses), np.arange(2, dtype=np.intp), batch_size=2,
+        rng=None, shuffle=False, max_iter=10, tol=1e-3, n_iter_no_change=3)
+    assert converged and n_epochs == 5 and curve == losses
+    _, _, _, converged = solver.fit(
+        state, constant_epoch([5.0, 4.0, 3.0]), np.arange(2, dtype=np.intp),
+        batch_size=2, rng=None, shuffle=False, max_iter=3, tol=1e-3,
+        n_iter_no_change=3)
+    assert not converged
 
 
 def test_validation_score_drives_early_stopping():
@@ -131,23 +123,16 @@ def test_validation_score_drives_early_stopping():
     state = solver.init_state(np.zeros(3))
     scores = iter([0.5, 0.6, 0.6, 0.6, 0.9])
     n_epochs, _, seen, converged = solver.fit(
-        state, quadratic, no_prox, np.arange(2, dtype=np.intp), batch_size=2,
-        weights=np.ones(2), rng=None, shuffle=False, max_iter=10, tol=0.01,
-        n_iter_no_change=2, validation_score=lambda p: next(scores))
+        state, constant_epoch([1.0] * 10), np.arange(2, dtype=np.intp), batch_size=2,
+        rng=None, shuffle=False, max_iter=10, tol=0.01, n_iter_no_change=2,
+        validation_score=lambda p: next(scores))
     assert converged and n_epochs == 4 and seen == [0.5, 0.6, 0.6, 0.6]
 
 
 def test_minibatch_divergence_names_the_epoch():
     solver = make_solver()
     state = solver.init_state(np.zeros(3))
-    calls = {"n": 0}
-
-    def blows_up(params, rows):
-        calls["n"] += 1
-        bad = calls["n"] > 2
-        return (np.inf if bad else 1.0), np.zeros_like(params)
-
     with pytest.raises(DivergenceError, match="epoch #3"):
-        solver.fit(state, blows_up, no_prox, np.arange(2, dtype=np.intp),
-                   batch_size=2, weights=np.ones(2), rng=None, shuffle=False,
-                   max_iter=10, tol=0.0, n_iter_no_change=100)
+        solver.fit(state, constant_epoch([1.0, 1.0, np.inf]),
+                   np.arange(2, dtype=np.intp), batch_size=2, rng=None,
+                   shuffle=False, max_iter=10, tol=0.0, n_iter_no_change=100)

@@ -1,0 +1,92 @@
+"""Optimiser step rules, compiled: learning-rate schedules, SGD, Adam, L1 prox.
+
+One implementation, used by the compiled minibatch epochs of ``_kernels``.
+All rules update flat float64 vectors in place and allocate nothing.
+``n_coef`` is the number of leading entries that are coefficients: the
+penalties and the proximal step apply to them only, never to the intercept.
+"""
+
+import numpy as np
+from numba import njit
+
+SCHEDULES = {"constant": 0, "optimal": 1, "invscaling": 2, "adaptive": 3}
+RULES = {"sgd": 0, "adam": 1}
+
+
+@njit(cache=True, nogil=True)
+def learning_rate(schedule, step, eta0, eta, alpha, power_t):
+    """Base step at update ``step`` (0-based).
+
+    ``"constant"``: eta0; ``"optimal"``: eta0 / (1 + eta0 alpha t);
+    ``"invscaling"``: eta0 / (t + 1)^power_t; ``"adaptive"``: the current
+    ``eta`` (divided by 5 by the epoch loop on a stall).
+    """
+    if schedule == 1:
+        return eta0 / (1.0 + eta0 * alpha * step)
+    if schedule == 2:
+        return eta0 / (step + 1.0) ** power_t
+    if schedule == 3:
+        return eta
+    return eta0
+
+
+@njit(cache=True, nogil=True)
+def soft_threshold(params, n_coef, threshold, per_coordinate, shift):
+    """L1 proximal step on ``params[:n_coef]``; writes the displacement to ``shift``.
+
+    ``threshold`` is a scalar (``per_coordinate`` False, in ``threshold[0]``)
+    or one value per coordinate.
+    """
+    for j in range(n_coef):
+        t = threshold[j] if per_coordinate else threshold[0]
+        old = params[j]
+        if old > t:
+            new = old - t
+        elif old < -t:
+            new = old + t
+        else:
+            new = 0.0
+        shift[j] = new - old
+        params[j] = new
+
+
+@njit(cache=True, nogil=True)
+def sgd_step(params, grad, velocity, eta, momentum, nesterov, n_coef, l1, shift,
+             threshold):
+    """Momentum SGD (heavy ball or Nesterov), then the L1 proximal step.
+
+    ``v <- momentum v - eta g``; ``params += v`` (heavy ball) or
+    ``params += momentum v - eta g`` (Nesterov). The prox's displacement is
+    added to ``v`` so that momentum does not push thresholded coefficients
+    back off zero.
+    """
+    for j in range(params.shape[0]):
+        v = momentum * velocity[j] - eta * grad[j]
+        velocity[j] = v
+        params[j] += momentum * v - eta * grad[j] if nesterov else v
+    if l1 > 0.0:
+        threshold[0] = l1 * eta
+        soft_threshold(params, n_coef, threshold, False, shift)
+        for j in range(n_coef):
+            velocity[j] += shift[j]
+
+
+@njit(cache=True, nogil=True)
+def adam_step(params, grad, m, v, step, eta, beta_1, beta_2, epsilon, n_coef, l1,
+              shift, threshold):
+    """Adam with bias correction (update number ``step + 1``), then the L1 prox.
+
+    The proximal step uses Adam's per-coordinate step size.
+    """
+    t = step + 1.0
+    lr = eta * np.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
+    for j in range(params.shape[0]):
+        g = grad[j]
+        m[j] = beta_1 * m[j] + (1.0 - beta_1) * g
+        v[j] = beta_2 * v[j] + (1.0 - beta_2) * g * g
+        scale = lr / (np.sqrt(v[j]) + epsilon)
+        params[j] -= scale * m[j]
+        if j < n_coef:
+            threshold[j] = l1 * scale
+    if l1 > 0.0:
+        soft_threshold(params, n_coef, threshold, True, shift)
