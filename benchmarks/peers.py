@@ -212,10 +212,10 @@ def all_peers(big_rows=300_000):
     peers = [
         LogReg("lbfgs", max_logits_x_features=200_000),
         LogReg("newton-cholesky", max_rows=big_rows, max_logits_x_features=5_000),
-        LogReg("saga", max_rows=50_000, max_logits_x_features=200_000),
+        LogReg("saga", max_rows=20_000, max_logits_x_features=200_000),
         SGD(max_rows=big_rows, max_logits_x_features=200_000),
-        MLP("adam", max_rows=big_rows, max_logits_x_features=200_000),
-        MLP("sgd", max_rows=big_rows, max_logits_x_features=200_000),
+        MLP("adam", max_rows=50_000, max_logits_x_features=200_000),
+        MLP("sgd", max_rows=50_000, max_logits_x_features=200_000),
         SkSoftmax("lbfgs"),
         SkSoftmax("sgd", max_rows=big_rows),
         SkSoftmax("adam", max_rows=big_rows),

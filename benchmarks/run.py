@@ -104,8 +104,13 @@ def run_peer(peer, spec, data, repeats, memory):
 
 
 def convergence_curve(peer, data, max_seconds=60.0):
-    """Objective against wall time: fits with max_iter = 1, 2, 3, 5, 8, ..."""
-    X_train, _, y_train, _ = data
+    """Objective and test accuracy against wall time: fits with max_iter = 1, 2, 3, 5, 8, ...
+
+    Every point is a separate fit with defaults but ``max_iter``; the sweep
+    ends when a fit stops before its ``max_iter`` (it converged) or takes
+    longer than ``max_seconds``.
+    """
+    X_train, X_test, y_train, y_test = data
     codes = np.searchsorted(np.unique(y_train), y_train)
     points, max_iter, previous = [], 1, 0
     while True:
@@ -113,7 +118,9 @@ def convergence_curve(peer, data, max_seconds=60.0):
         elapsed, _ = fit_timed(model, X_train, y_train)
         coef, intercept = peer.linear_params(model)
         points.append({"max_iter": max_iter, "time_s": elapsed,
-                       "objective": objective(coef, intercept, X_train, codes, ALPHA)})
+                       "objective": objective(coef, intercept, X_train, codes, ALPHA),
+                       "test_accuracy": float(accuracy_score(y_test,
+                                                             model.predict(X_test)))})
         if peer.n_iter(model) < max_iter or elapsed > max_seconds:
             return points
         max_iter, previous = max_iter + previous if previous else 2, max_iter
