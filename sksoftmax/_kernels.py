@@ -23,8 +23,12 @@ Conventions shared by all kernels
   per-row weights (float64). Minibatches pass ``rows``, indices into ``X``;
   shuffling never copies ``X``.
 - Targets are label-smoothed: ``t = (1 - smoothing) * onehot(y) + smoothing / K``.
-- Kernels return the weighted *sum* of losses and write the weighted *sums*
-  of gradients; normalisation and penalties belong to the objective.
+- Pass kernels return the weighted *sum* of losses and write the weighted
+  *sums* of gradients; normalisation and penalties belong to the objective.
+
+``minibatch_epoch`` is the exception that keeps minibatch solvers fast: a whole
+epoch of SGD/Adam steps in one compiled call, normalising each minibatch's
+gradient, adding the L2 term and applying the step rules of ``_steps``.
 
 This module imports nothing from scikit-learn.
 """
