@@ -41,11 +41,10 @@ class Peer:
 
 
 class SkSoftmax(Peer):
-    def __init__(self, solver, max_rows=None, fixed_max_iter=None):
+    def __init__(self, solver, max_rows=None):
         self.solver = solver
         self.name = f"sksoftmax({solver})"
         self.max_rows = max_rows
-        self.fixed_max_iter = fixed_max_iter
 
     def make(self, alpha, n_train, max_iter=None):
         kwargs = {} if max_iter is None else {"max_iter": max_iter}
@@ -213,7 +212,7 @@ def all_peers(big_rows=300_000):
         LogReg("lbfgs", max_logits_x_features=200_000),
         LogReg("newton-cholesky", max_rows=big_rows, max_logits_x_features=5_000),
         LogReg("saga", max_rows=20_000, max_logits_x_features=200_000),
-        SGD(max_rows=big_rows, max_logits_x_features=200_000),
+        SGD(max_rows=big_rows, max_logits_x_features=5_000),
         MLP("adam", max_rows=50_000, max_logits_x_features=200_000),
         MLP("sgd", max_rows=50_000, max_logits_x_features=200_000),
         SkSoftmax("lbfgs"),
