@@ -41,10 +41,11 @@ class Peer:
 
 
 class SkSoftmax(Peer):
-    def __init__(self, solver, max_rows=None):
+    def __init__(self, solver, max_rows=None, max_logits_x_features=None):
         self.solver = solver
         self.name = f"sksoftmax({solver})"
         self.max_rows = max_rows
+        self.max_logits_x_features = max_logits_x_features
 
     def make(self, alpha, n_train, max_iter=None):
         kwargs = {} if max_iter is None else {"max_iter": max_iter}
@@ -209,15 +210,16 @@ def torch_available():
 def all_peers(big_rows=300_000):
     """Every peer, with size caps for the slow ones (rows of training data)."""
     peers = [
-        LogReg("lbfgs", max_logits_x_features=200_000),
+        LogReg("lbfgs", max_logits_x_features=5_000_000),
         LogReg("newton-cholesky", max_rows=big_rows, max_logits_x_features=5_000),
         LogReg("saga", max_rows=20_000, max_logits_x_features=200_000),
         SGD(max_rows=big_rows, max_logits_x_features=5_000),
         MLP("adam", max_rows=50_000, max_logits_x_features=200_000),
         MLP("sgd", max_rows=50_000, max_logits_x_features=200_000),
         SkSoftmax("lbfgs"),
-        SkSoftmax("sgd", max_rows=big_rows),
-        SkSoftmax("adam", max_rows=big_rows),
+        # minibatch steps cost O(K d) each (momentum / Adam touch every weight)
+        SkSoftmax("sgd", max_rows=big_rows, max_logits_x_features=200_000),
+        SkSoftmax("adam", max_rows=big_rows, max_logits_x_features=200_000),
     ]
     if torch_available():
         peers += [Torch("lbfgs", max_rows=big_rows, max_logits_x_features=200_000),
