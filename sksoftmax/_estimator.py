@@ -29,7 +29,8 @@ from . import _cuda
 from ._math import log_softmax, softmax
 from ._kernels import n_chunks_for
 from ._objective import SoftmaxObjective
-from ._solvers import LEARNING_RATES, DivergenceError, MinibatchSolver, lbfgs
+from ._solvers import DivergenceError, MinibatchSolver, lbfgs
+from ._steps import SCHEDULES
 
 _STOCHASTIC = ("sgd", "adam")
 
@@ -217,7 +218,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"),
                        StrOptions({"auto"})],
-        "learning_rate": [StrOptions(set(LEARNING_RATES))],
+        "learning_rate": [StrOptions(set(SCHEDULES))],
         "eta0": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="both")],
@@ -557,26 +558,26 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             )
             sample_weight = sample_weight * class_weight[y_codes]
 
-        with _kernel_threads(self.n_jobs, 0):  # minibatch kernels run serially
-            objective = self._objective(X, y_codes, sample_weight, 1)
-            solver = self._minibatch_solver()
-            state = getattr(self, "_minibatch_state", None)
-            if first_call or state is None or state.solver != self.solver:
-                params = objective.init_params(
-                    *((self.coef_, self.intercept_) if not first_call else ())
-                )
-                state = solver.init_state(params)
-                self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
-                self._rng = check_random_state(self.random_state)
-            start = time.perf_counter()
-            try:
-                loss = solver.epoch(
-                    state, objective.minibatch_epoch, objective.all_rows,
-                    self._batch_size(X.shape[0]), self._rng if self.shuffle else None,
-                )
-            except DivergenceError:
-                raise self._divergence_error(
-                    f"epoch #{self.n_iter_ + 1}") from None
+        # minibatch kernels run serially: no thread settings to change
+        objective = self._objective(X, y_codes, sample_weight, 1)
+        solver = self._minibatch_solver()
+        state = getattr(self, "_minibatch_state", None)
+        if first_call or state is None or state.solver != self.solver:
+            params = objective.init_params(
+                *((self.coef_, self.intercept_) if not first_call else ())
+            )
+            state = solver.init_state(params)
+            self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
+            self._rng = check_random_state(self.random_state)
+        start = time.perf_counter()
+        try:
+            loss = solver.epoch(
+                state, objective.minibatch_epoch, objective.all_rows,
+                self._batch_size(X.shape[0]), self._rng if self.shuffle else None,
+            )
+        except DivergenceError:
+            raise self._divergence_error(
+                f"epoch #{self.n_iter_ + 1}") from None
         loss += objective.l1_penalty(state.params)
         self._store_params(objective, state.params)
         self._minibatch_state = state

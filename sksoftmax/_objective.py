@@ -216,8 +216,7 @@ class SoftmaxObjective:
         loss, _ = self.loss_gradient(params)
         return loss + self.l1_penalty(params)
 
-    def decision(self, params, X, rows=None):
-        """Logits (n, n_logits) of ``X[rows]`` under ``params`` in float64."""
+    def decision(self, params, X):
+        """Logits (n, n_logits) of ``X`` under ``params`` in float64."""
         coef, intercept = self.unpack(params)
-        Xr = X if rows is None else X[rows]
-        return np.asarray(Xr @ coef.T) + intercept
+        return np.asarray(X @ coef.T) + intercept

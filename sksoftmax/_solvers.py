@@ -12,7 +12,6 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-LEARNING_RATES = ("constant", "optimal", "invscaling", "adaptive")
 
 
 class DivergenceError(FloatingPointError):
