@@ -49,7 +49,7 @@ def presets():
     ]
     scaling_n = [datasets.blobs(n, 100, 10, "float32")
                  for n in (10_000, 30_000, 100_000, 300_000, 1_000_000)]
-    wide = [datasets.blobs(n, 1000, 1000, "float32") for n in (2_000, 4_000, 8_000)]
+    wide = [datasets.blobs(n, 1000, 1000, "float32") for n in (5_000, 10_000, 20_000)]
     return {
         "smoke": {"sets": smoke, "headline": [smoke[2]], "scaling": [], "wide": []},
         "standard": {"sets": standard, "headline": [headline], "scaling": scaling_n,
@@ -180,7 +180,22 @@ def main(argv=None):
                         help="skip the cold/warm compile-time measurement")
     parser.add_argument("--only", default=None,
                         help="run only data sets whose name contains this text")
+    parser.add_argument("--parts", default="sets,scaling,wide",
+                        help="comma-separated parts of the preset to run: sets (the "
+                             "comparison tables, curves and pass timing), scaling (fit "
+                             "time against n), wide (K = d = 1000)")
+    parser.add_argument("--peers", default=None,
+                        help="comma-separated texts: run only peers whose name "
+                             "contains one of them")
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if not parts <= {"sets", "scaling", "wide"}:
+        parser.error(f"unknown part in --parts {args.parts!r}")
+    wanted = None if args.peers is None else args.peers.split(",")
+
+    def peers():
+        return [p for p in all_peers()
+                if wanted is None or any(w in p.name for w in wanted)]
     np.seterr(all="ignore")
     preset = presets()[args.preset]
     os.makedirs(args.out, exist_ok=True)
@@ -203,10 +218,11 @@ def main(argv=None):
     if not args.no_compile:
         results["compile"] = measure.compile_times()
         save()
-    selected = [s for s in preset["sets"] if not args.only or args.only in s["name"]]
+    selected = [s for s in preset["sets"] if "sets" in parts
+                and (not args.only or args.only in s["name"])]
     for spec in selected:
         data = datasets.load(spec)
-        for peer in all_peers():
+        for peer in peers():
             record = run_peer(peer, spec, data, args.repeats, not args.no_memory)
             results["records"].append(record)
             log(record)
@@ -214,15 +230,15 @@ def main(argv=None):
         if spec in preset["headline"]:
             results["passes"][spec["name"]] = time_one_pass(data)
             results["curves"][spec["name"]] = {
-                peer.name: convergence_curve(peer, data) for peer in all_peers()
+                peer.name: convergence_curve(peer, data) for peer in peers()
                 if peer.skip(spec, len(data[2])) is None}
             save()
         del data
-    for spec in preset["scaling"]:
+    for spec in preset["scaling"] if "scaling" in parts else []:
         if args.only and args.only not in spec["name"]:
             continue
         data = datasets.load(spec)
-        for peer in all_peers():
+        for peer in peers():
             record = run_peer(peer, spec, data, args.repeats, memory=False)
             results["scaling"].append(record)
             log(record)
@@ -231,7 +247,7 @@ def main(argv=None):
     # K = d = 1000: sksoftmax alone, a fixed number of L-BFGS iterations, to
     # show the time grows linearly in n and the memory holds.
     wide_peer = SkSoftmax("lbfgs")
-    for spec in preset["wide"]:
+    for spec in preset["wide"] if "wide" in parts else []:
         if args.only and args.only not in spec["name"]:
             continue
         data = datasets.load(spec)
