@@ -8,6 +8,11 @@ compilation, reported separately), the time relative to LogisticRegression,
 the final training objective under one common definition, test accuracy and
 test log-loss.
 
+LogisticRegression is also timed with BLAS held to one thread
+(threadpoolctl): on small data, waking OpenBLAS's threads for every tiny
+product can cost more than the product itself (on our 2-core machine, digits
+takes ~300 ms with the default two threads and ~18 ms with one).
+
 Run from the repository root::
 
     python benchmarks/quick.py
@@ -24,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from sksoftmax import SoftmaxRegressionClassifier, log_softmax
 
@@ -42,16 +48,19 @@ def objective(model, X, y, alpha):
 
 
 def models(alpha, n_samples):
-    yield "LogisticRegression(lbfgs)", LogisticRegression(
-        C=1.0 / (alpha * n_samples), max_iter=10000)
+    """(label, unfitted model, BLAS thread limit or None for the default)."""
+    for blas_threads in (None, 1):
+        label = "LogisticRegression(lbfgs)" + (", 1 BLAS thread" if blas_threads else "")
+        yield label, LogisticRegression(C=1.0 / (alpha * n_samples),
+                                        max_iter=10000), blas_threads
     for solver in ("lbfgs", "sgd", "adam"):
         yield f"sksoftmax({solver})", SoftmaxRegressionClassifier(
-            solver=solver, alpha=alpha, random_state=0)
+            solver=solver, alpha=alpha, random_state=0), None
 
 
-def timed_fit(model, X, y):
+def timed_fit(model, X, y, blas_threads=None):
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(blas_threads, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
     return time.perf_counter() - start
@@ -67,7 +76,7 @@ def main(argv=None):
 
     print(f"alpha = {args.alpha:g}; times are medians of {args.repeats} fits after "
           "one warm-up fit; 'vs LR' is LogisticRegression's time / this model's.")
-    header = (f"{'dataset':<14} {'model':<26} {'fit ms':>9} {'vs LR':>7} "
+    header = (f"{'dataset':<14} {'model':<42} {'fit ms':>9} {'vs LR':>7} "
               f"{'objective':>11} {'accuracy':>9} {'log-loss':>9} {'first fit ms':>13}")
     print(header)
     print("-" * len(header))
@@ -78,13 +87,13 @@ def main(argv=None):
         scaler = StandardScaler().fit(X_train)
         X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
         reference_time = None
-        for label, model in models(args.alpha, len(y_train)):
-            first = timed_fit(model, X_train, y_train)  # pays compilation
-            median = float(np.median([timed_fit(model, X_train, y_train)
+        for label, model, blas_threads in models(args.alpha, len(y_train)):
+            first = timed_fit(model, X_train, y_train, blas_threads)  # pays compilation
+            median = float(np.median([timed_fit(model, X_train, y_train, blas_threads)
                                       for _ in range(args.repeats)]))
             reference_time = reference_time or median
             proba = model.predict_proba(X_test)
-            print(f"{name:<14} {label:<26} {1e3 * median:9.2f} "
+            print(f"{name:<14} {label:<42} {1e3 * median:9.2f} "
                   f"{reference_time / median:6.2f}x "
                   f"{objective(model, X_train, y_train, args.alpha):11.6f} "
                   f"{accuracy_score(y_test, model.predict(X_test)):9.4f} "
