@@ -17,10 +17,20 @@ from sksoftmax import SoftmaxRegressionClassifier
 
 
 class Peer:
-    name = ""
-    max_rows = None  # skip data sets larger than this (the peer would take minutes)
+    """One benchmarked model: ``label(method)``, e.g. ``LogisticRegression(lbfgs)``.
+
+    ``max_rows`` and ``max_logits_x_features`` skip data sets larger than this
+    (the peer would take minutes there).
+    """
+
+    label = ""
     dense_only = False
-    max_logits_x_features = None
+
+    def __init__(self, method, max_rows=None, max_logits_x_features=None):
+        self.method = method
+        self.name = f"{self.label}({method})"
+        self.max_rows = max_rows
+        self.max_logits_x_features = max_logits_x_features
 
     def skip(self, spec, n_train):
         if self.max_rows is not None and n_train > self.max_rows:
@@ -43,27 +53,19 @@ class Peer:
 
 
 class SkSoftmax(Peer):
-    def __init__(self, solver, max_rows=None, max_logits_x_features=None):
-        self.solver = solver
-        self.name = f"sksoftmax({solver})"
-        self.max_rows = max_rows
-        self.max_logits_x_features = max_logits_x_features
+    label = "sksoftmax"
 
     def make(self, alpha, n_train, max_iter=None):
         kwargs = {} if max_iter is None else {"max_iter": max_iter}
-        return SoftmaxRegressionClassifier(solver=self.solver, alpha=alpha,
+        return SoftmaxRegressionClassifier(solver=self.method, alpha=alpha,
                                            random_state=0, **kwargs)
 
 
 class LogReg(Peer):
-    def __init__(self, solver, max_rows=None, max_logits_x_features=None):
-        self.solver = solver
-        self.name = f"LogisticRegression({solver})"
-        self.max_rows = max_rows
-        self.max_logits_x_features = max_logits_x_features
+    label = "LogisticRegression"
 
     def make(self, alpha, n_train, max_iter=None):
-        return LogisticRegression(C=1.0 / (alpha * n_train), solver=self.solver,
+        return LogisticRegression(C=1.0 / (alpha * n_train), solver=self.method,
                                   max_iter=1000 if max_iter is None else max_iter,
                                   random_state=0)
 
@@ -71,15 +73,14 @@ class LogReg(Peer):
 class SGD(Peer):
     """SGDClassifier(loss="log_loss"): one-vs-rest, same alpha (alpha/2 ||w||^2)."""
 
-    name = "SGDClassifier(log_loss)"
+    label = "SGDClassifier"
 
     def __init__(self, max_rows=None, max_logits_x_features=None):
-        self.max_rows = max_rows
-        self.max_logits_x_features = max_logits_x_features
+        super().__init__("log_loss", max_rows, max_logits_x_features)
 
     def make(self, alpha, n_train, max_iter=None):
         kwargs = {} if max_iter is None else {"max_iter": max_iter}
-        return SGDClassifier(loss="log_loss", alpha=alpha, random_state=0, **kwargs)
+        return SGDClassifier(loss=self.method, alpha=alpha, random_state=0, **kwargs)
 
 
 class MLP(Peer):
@@ -89,16 +90,12 @@ class MLP(Peer):
     loss, so ``alpha_mlp = alpha * batch_size`` gives the common objective.
     """
 
-    def __init__(self, solver="adam", max_rows=None, max_logits_x_features=None):
-        self.solver = solver
-        self.name = f"MLPClassifier({solver})"
-        self.max_rows = max_rows
-        self.max_logits_x_features = max_logits_x_features
+    label = "MLPClassifier"
 
     def make(self, alpha, n_train, max_iter=None):
         batch = min(200, n_train)
         kwargs = {} if max_iter is None else {"max_iter": max_iter}
-        return MLPClassifier(hidden_layer_sizes=(), solver=self.solver,
+        return MLPClassifier(hidden_layer_sizes=(), solver=self.method,
                              alpha=alpha * batch, batch_size=batch, random_state=0,
                              **kwargs)
 
@@ -189,16 +186,11 @@ class TorchSoftmax:
 
 
 class Torch(Peer):
+    label = "torch"
     dense_only = True
 
-    def __init__(self, optimizer, max_rows=None, max_logits_x_features=None):
-        self.optimizer = optimizer
-        self.name = f"torch({optimizer})"
-        self.max_rows = max_rows
-        self.max_logits_x_features = max_logits_x_features
-
     def make(self, alpha, n_train, max_iter=None):
-        return TorchSoftmax(self.optimizer, alpha, max_iter=max_iter)
+        return TorchSoftmax(self.method, alpha, max_iter=max_iter)
 
 
 def torch_available():
