@@ -12,6 +12,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 REFERENCE = "LogisticRegression(lbfgs)"
 
 
+def _save(fig, ax, path):
+    """Legend, layout, PNG, and free the figure."""
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_fit_time_vs_n(results, path):
     runs = [r for r in results.get("scaling", []) if r.get("status") == "ok"]
     if not runs:
@@ -24,10 +32,7 @@ def plot_fit_time_vs_n(results, path):
            ylabel="fit time, s (median)",
            title="Fit time against n (dense float32, d=100, K=10)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, ax, path)
     return True
 
 
@@ -45,11 +50,8 @@ def plot_convergence(results, out_dir):
                ylabel="objective - best objective seen",
                title=f"Convergence on {dataset}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
         path = os.path.join(out_dir, f"convergence_{dataset}.png")
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        _save(fig, ax, path)
         written.append(path)
     return written
 
@@ -79,10 +81,7 @@ def plot_speedup(results, path):
     ax.set_yticklabels([d for d, _ in rows], fontsize=8)
     ax.set(xscale="log", xlabel="speed-up over LogisticRegression(lbfgs) (fit time ratio)",
            title="Speed-up per data set (higher is faster)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, ax, path)
     return True
 
 
