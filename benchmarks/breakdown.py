@@ -6,7 +6,7 @@ split into the time inside the loss-and-gradient function, the time inside
 scipy's L-BFGS-B routine (``setulb``: the quasi-Newton update, the line search
 bookkeeping; it is O(n_params) per call and does not depend on n) and the
 rest. Also times the reference products ``X @ W.T`` and ``G.T @ X`` with numpy
-or scipy.sparse on the same arrays. Prints a markdown table::
+or scipy.sparse on the same arrays (``run.products_time``). Prints a markdown table::
 
     python -m benchmarks.breakdown --only text --max-iter 20
 """
@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks import datasets
 from benchmarks.peers import LogReg, SkSoftmax
-from benchmarks.run import ALPHA
+from benchmarks.run import ALPHA, products_time
 
 SETS = {
     "blobs": datasets.blobs(200_000, 100, 10, "float32"),
@@ -65,19 +65,6 @@ def profile_fit(peer, X, y, max_iter):
             "n_params": int(model.coef_.size + model.intercept_.size)}
 
 
-def reference_products(X, k, repeats=5):
-    """Median time of ``X @ W.T`` plus ``G.T @ X`` (one pass's two products)."""
-    rng = np.random.RandomState(0)
-    W = rng.randn(k, X.shape[1]).astype(X.dtype)
-    G = rng.rand(X.shape[0], k).astype(X.dtype)
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        X @ W.T, X.T @ G
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(SETS), default=None)
@@ -105,7 +92,7 @@ def main(argv=None):
                   f"{row['other_s']:.2f} |", flush=True)
         for threads in (1, None):
             with threadpool_limits(threads):
-                s = reference_products(X, k)
+                s = products_time(X, k, repeats=5)
             rows.append({"dataset": spec["name"], "reference_products_s": s,
                          "blas_threads": threads or "default"})
             print(f"| {spec['name']} | X @ W.T + G.T @ X "

@@ -126,6 +126,28 @@ def convergence_curve(peer, data, max_seconds=60.0):
         max_iter, previous = max_iter + previous if previous else 2, max_iter
 
 
+def median_time(f, repeats=9):
+    """Median wall time of ``repeats`` calls of ``f``, after one untimed call."""
+    f()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def products_time(X, k, repeats=9):
+    """Median time of ``X @ W.T`` plus ``G.T @ X`` (numpy, or scipy.sparse for CSR).
+
+    The two products of one loss-and-gradient pass, the yardstick for it.
+    """
+    rng = np.random.RandomState(0)
+    W = rng.randn(k, X.shape[1]).astype(X.dtype)
+    G = rng.rand(X.shape[0], k).astype(X.dtype)
+    return median_time(lambda: (X @ W.T, G.T @ X), repeats)
+
+
 def time_one_pass(data, repeats=9):
     """One sksoftmax loss-and-gradient pass against numpy's X @ W.T + G.T @ X."""
     from sksoftmax._estimator import _kernel_threads
@@ -133,25 +155,12 @@ def time_one_pass(data, repeats=9):
 
     X, _, y, _ = data
     k = len(np.unique(y))
-    rng = np.random.RandomState(0)
     obj = SoftmaxObjective(X, y.astype(np.intp), np.ones(len(y)), k, alpha=ALPHA)
-    params = rng.randn(obj.n_params) * 0.01
-    W = rng.randn(k, X.shape[1]).astype(X.dtype)
-    G = rng.rand(len(y), k).astype(X.dtype)
-
-    def median_time(f):
-        f()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
-
-    numpy_s = median_time(lambda: (X @ W.T, G.T @ X))
+    params = np.random.RandomState(0).randn(obj.n_params) * 0.01
+    numpy_s = products_time(X, k, repeats)
     with _kernel_threads(None, X.shape[0]) as n_threads:
         obj.n_threads = n_threads
-        fused_s = median_time(lambda: obj.loss_gradient(params))
+        fused_s = median_time(lambda: obj.loss_gradient(params), repeats)
     return {"numpy_matmuls_s": numpy_s, "fused_pass_s": fused_s,
             "ratio": fused_s / numpy_s, "shape": list(X.shape), "n_classes": k,
             "dtype": str(X.dtype)}
