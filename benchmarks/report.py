@@ -122,7 +122,7 @@ def targets(results):
         add("K = d = 1000: time linear in n (marginal time per row the same "
             "between sizes)",
             ", ".join(f"n={w['n_train']}: {w['fit_s']:.2f}s" for w in wide)
-            + f"; marginal ms per 1000 rows "
+            + "; marginal ms per 1000 rows "
             + ", ".join(f"{1e6 * s:.0f}" for s in slopes)
             + f" (max/min {spread:.2f}); n-independent part {intercept:.2f}s",
             spread < 1.5)
