@@ -15,7 +15,7 @@ all 1,797 digits took 331 ms with two BLAS threads and 18 ms with one).
 
 Run from the repository root::
 
-    python benchmarks/quick.py
+    python -m benchmarks.quick
 """
 
 import argparse
@@ -23,28 +23,14 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from sksoftmax import SoftmaxRegressionClassifier, log_softmax
-
-DATASETS = {"iris": load_iris, "wine": load_wine,
-            "breast_cancer": load_breast_cancer, "digits": load_digits}
-
-
-def objective(model, X, y, alpha):
-    """Mean cross-entropy + alpha/2 ||W||^2: the one definition every model is scored by."""
-    log_proba = log_softmax(np.column_stack([np.zeros(len(X)), model.decision_function(X)])
-                            if len(model.classes_) == 2 else model.decision_function(X),
-                            axis=1)
-    codes = np.searchsorted(model.classes_, y)
-    return -log_proba[np.arange(len(y)), codes].mean() + 0.5 * alpha * np.sum(
-        model.coef_.astype(np.float64) ** 2)
+from benchmarks import datasets
+from benchmarks.objective import objective
+from sksoftmax import SoftmaxRegressionClassifier
 
 
 def models(alpha, n_samples):
@@ -80,12 +66,8 @@ def main(argv=None):
               f"{'objective':>11} {'accuracy':>9} {'log-loss':>9} {'first fit ms':>13}")
     print(header)
     print("-" * len(header))
-    for name, loader in DATASETS.items():
-        X, y = loader(return_X_y=True)
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=0.25, stratify=y, random_state=0)
-        scaler = StandardScaler().fit(X_train)
-        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    for name in datasets.SKLEARN_SETS:
+        X_train, X_test, y_train, y_test = datasets.load(datasets.sklearn_set(name))
         reference_time = None
         for label, model, blas_threads in models(args.alpha, len(y_train)):
             first = timed_fit(model, X_train, y_train, blas_threads)  # pays compilation
@@ -93,9 +75,12 @@ def main(argv=None):
                                       for _ in range(args.repeats)]))
             reference_time = reference_time or median
             proba = model.predict_proba(X_test)
+            train_objective = objective(model.coef_, model.intercept_, X_train,
+                                        np.searchsorted(model.classes_, y_train),
+                                        args.alpha)
             print(f"{name:<14} {label:<42} {1e3 * median:9.2f} "
                   f"{reference_time / median:6.2f}x "
-                  f"{objective(model, X_train, y_train, args.alpha):11.6f} "
+                  f"{train_objective:11.6f} "
                   f"{accuracy_score(y_test, model.predict(X_test)):9.4f} "
                   f"{log_loss(y_test, proba, labels=model.classes_):9.4f} "
                   f"{1e3 * first:13.1f}")
