@@ -150,16 +150,16 @@ def products_time(X, k, repeats=9):
 
 def time_one_pass(data, repeats=9):
     """One sksoftmax loss-and-gradient pass against numpy's X @ W.T + G.T @ X."""
-    from sksoftmax._estimator import _kernel_threads
     from sksoftmax._objective import SoftmaxObjective
+    from sksoftmax._parallel import effective_n_threads
 
     X, _, y, _ = data
     k = len(np.unique(y))
-    obj = SoftmaxObjective(X, y.astype(np.intp), np.ones(len(y)), k, alpha=ALPHA)
+    obj = SoftmaxObjective(X, y.astype(np.intp), np.ones(len(y)), k, alpha=ALPHA,
+                           n_threads=effective_n_threads(None))
     params = np.random.RandomState(0).randn(obj.n_params) * 0.01
     numpy_s = products_time(X, k, repeats)
-    with _kernel_threads(None, X.shape[0]) as n_threads:
-        obj.n_threads = n_threads
+    with obj.parallel():
         fused_s = median_time(lambda: obj.loss_gradient(params), repeats)
     return {"numpy_matmuls_s": numpy_s, "fused_pass_s": fused_s,
             "ratio": fused_s / numpy_s, "shape": list(X.shape), "n_classes": k,

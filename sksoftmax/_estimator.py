@@ -1,13 +1,10 @@
 """The scikit-learn estimator: validation, parameters, fitted attributes, dispatch."""
 
-import contextlib
 import time
 import warnings
 from numbers import Integral, Real
 
-import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -27,8 +24,8 @@ from sklearn.utils.validation import (
 
 from . import _cuda
 from ._math import log_softmax, softmax
-from ._kernels import n_chunks_for
 from ._objective import SoftmaxObjective
+from ._parallel import effective_n_threads
 from ._solvers import DivergenceError, MinibatchSolver, lbfgs
 from ._steps import SCHEDULES
 
@@ -42,34 +39,6 @@ def _stochastic_solver(estimator):
             f"{_STOCHASTIC}; solver={estimator.solver!r} is not stochastic."
         )
     return True
-
-
-@contextlib.contextmanager
-def _kernel_threads(n_jobs, n_rows):
-    """Threads for the kernels on ``n_rows`` rows; restores the caller's settings.
-
-    Yields the number of threads the full-batch kernels may use. When they
-    will run in parallel, BLAS is held to one thread meanwhile: the kernels
-    call BLAS from inside their own threads, and nested BLAS threads
-    oversubscribe the cores (a pass gets several times slower). Small problems
-    run serially and skip this, which costs milliseconds to set up.
-    """
-    if n_jobs is None:
-        n = numba.config.NUMBA_NUM_THREADS
-    elif n_jobs < 0:
-        n = max(1, numba.config.NUMBA_NUM_THREADS + 1 + n_jobs)
-    else:
-        n = min(n_jobs, numba.config.NUMBA_NUM_THREADS)
-    if n_chunks_for(n_rows, n) == 1:
-        yield 1
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield n
-    finally:
-        numba.set_num_threads(previous)
 
 
 class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
@@ -161,8 +130,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         NVIDIA GPU and the ``cuda`` extra (``numba-cuda``); ``"auto"`` uses
         the CPU unless a GPU kernel can run.
     n_jobs : int or None, default=None
-        Threads of the full-batch kernels. None uses all of Numba's threads;
-        negative values count back from that number (-1 is all).
+        Threads of the full-batch passes. None uses all cores (or
+        ``NUMBA_NUM_THREADS`` when the environment sets it, as joblib's
+        workers do); negative values count back from that number (-1 is all).
+        The threads are a pool of the fit's own, started only for data of at
+        least 8192 rows and gone when the fit returns; while they run, BLAS
+        is held to one thread (restored after the last concurrent fit). The
+        fitted model does not depend on which thread ran what.
     verbose : int, default=0
         Print one line per iteration or epoch (loss, validation score, time).
 
@@ -423,8 +397,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         y_codes = y_codes.astype(np.intp, copy=False)
         sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
 
-        with _kernel_threads(self.n_jobs, X.shape[0]) as n_threads:
-            objective = self._objective(X, y_codes, sample_weight, n_threads)
+        objective = self._objective(X, y_codes, sample_weight,
+                                    effective_n_threads(self.n_jobs))
+        with objective.parallel():
             params = self._warm_params(objective)
             if self.solver == "lbfgs":
                 self._fit_lbfgs(objective, params)

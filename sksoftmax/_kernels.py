@@ -34,15 +34,20 @@ This module imports nothing from scikit-learn.
 """
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 from . import _steps
+from ._parallel import serial_map
 
 # Rows per BLAS block: the (block, K) logits and the block of X stay in L2.
 BLOCK_ROWS = 1024
-# Rows per thread below which the parallel driver is not worth its start-up.
+# Rows per thread below which a chunk of its own is not worth its start-up.
 _MIN_ROWS_PER_CHUNK = 4096
+# Bound on the gradient accumulators of the chunks beyond the first: more
+# threads are not worth more memory than this (it caps the chunks when K * d
+# is large).
+ACCUMULATOR_BYTES = 256 * 2**20
 
 
 # Single-precision exp for arguments <= 0 (Cephes' expf: 2^n * p(r) with a
@@ -156,7 +161,9 @@ def _contiguous_rows_impl(X, start, stop, buf):
 
     def copy_rows(X, start, stop, buf):
         block = buf[:stop - start]
-        block[:] = X[start:stop]
+        for r in range(stop - start):
+            for j in range(X.shape[1]):
+                block[r, j] = X[start + r, j]
         return block
 
     return copy_rows
@@ -184,13 +191,16 @@ def _dense_block(X_blk, y_blk, w_blk, coef_t, intercept, smoothing, binary,
         z = Z[r]
         s = w_blk[r]
         if s == 0.0:
-            z[:] = 0.0
+            for k in range(n_logits):
+                z[k] = 0.0
             continue
         loss += s * _finish_row(z, y_blk[r], s, smoothing, binary, row_buf[r])
         for k in range(n_logits):
             grad_intercept[k] += z[k]
     np.dot(Z.T, X_blk, G_buf)
-    grad_coef += G_buf
+    for k in range(n_logits):
+        for j in range(G_buf.shape[1]):
+            grad_coef[k, j] += G_buf[k, j]
     return loss
 
 
@@ -209,28 +219,6 @@ def _dense_range(X, y, sample_weight, start, stop, coef_t, intercept, smoothing,
     return loss
 
 
-@njit(cache=True, parallel=True)
-def _dense_full_pass(X, y, sample_weight, coef_t, intercept, smoothing, binary,
-                     n_chunks):
-    n, n_features = X.shape
-    n_logits = coef_t.shape[1]
-    # One accumulator per chunk of consecutive rows, reduced in chunk order:
-    # no shared writes, and the sums do not depend on thread scheduling.
-    grad_coef = np.zeros((n_chunks, n_logits, n_features))
-    grad_intercept = np.zeros((n_chunks, n_logits))
-    losses = np.zeros(n_chunks)
-    for c in prange(n_chunks):
-        losses[c] = _dense_range(
-            X, y, sample_weight, c * n // n_chunks, (c + 1) * n // n_chunks, coef_t,
-            intercept, smoothing, binary,
-            np.empty((BLOCK_ROWS, n_features), dtype=X.dtype),
-            np.empty((BLOCK_ROWS, n_logits), dtype=X.dtype),
-            np.empty((n_logits, n_features), dtype=X.dtype),
-            np.empty(BLOCK_ROWS), np.empty(BLOCK_ROWS * n_logits, dtype=np.int32),
-            grad_coef[c], grad_intercept[c])
-    return losses.sum(), grad_coef.sum(axis=0), grad_intercept.sum(axis=0)
-
-
 @njit(cache=True, nogil=True)
 def _dense_rows(X, y, sample_weight, rows, coef_t, intercept, smoothing, binary,
                 X_buf, y_buf, w_buf, Z_buf, G_buf, row_buf, exponent_buf, grad_coef,
@@ -243,7 +231,8 @@ def _dense_rows(X, y, sample_weight, rows, coef_t, intercept, smoothing, binary,
         m = min(block, rows.shape[0] - a)
         for r in range(m):
             i = rows[a + r]
-            X_buf[r] = X[i]
+            for j in range(X.shape[1]):
+                X_buf[r, j] = X[i, j]
             y_buf[r] = y[i]
             w_buf[r] = sample_weight[i]
         loss += _dense_block(X_buf[:m], y_buf[:m], w_buf[:m], coef_t, intercept,
@@ -287,32 +276,23 @@ def _csr_rows(data, indices, indptr, y, sample_weight, row_ids, start, stop,
     return loss
 
 
-@njit(cache=True, parallel=True)
-def _csr_full_pass(data, indices, indptr, y, sample_weight, coef_t, intercept,
-                   smoothing, binary, n_chunks):
-    n = indptr.shape[0] - 1
-    n_features, n_logits = coef_t.shape
-    grad_coef_t = np.zeros((n_chunks, n_features, n_logits))
-    grad_intercept = np.zeros((n_chunks, n_logits))
-    losses = np.zeros(n_chunks)
-    no_ids = np.empty(0, dtype=np.intp)
-    for c in prange(n_chunks):
-        z = np.empty(n_logits, dtype=coef_t.dtype)
-        exponent_buf = np.empty(n_logits, dtype=np.int32)
-        losses[c] = _csr_rows(data, indices, indptr, y, sample_weight, no_ids,
-                              c * n // n_chunks, (c + 1) * n // n_chunks, coef_t,
-                              intercept, smoothing, binary, grad_coef_t[c],
-                              grad_intercept[c], z, exponent_buf)
-    return losses.sum(), grad_coef_t.sum(axis=0), grad_intercept.sum(axis=0)
+def n_chunks_for(n_rows, n_threads, n_params):
+    """Row chunks of a full pass: one per thread, within two bounds.
 
-
-def n_chunks_for(n_rows, n_threads):
-    """Row chunks for the parallel pass: one per thread, none below a minimum size."""
-    return max(1, min(n_threads, n_rows // _MIN_ROWS_PER_CHUNK))
+    A chunk has at least ``_MIN_ROWS_PER_CHUNK`` rows (below that a thread
+    costs more than it saves), and the gradient accumulators of the chunks
+    beyond the first (``8 * n_params`` bytes each) stay within
+    ``ACCUMULATOR_BYTES``.
+    """
+    by_memory = 1 + ACCUMULATOR_BYTES // max(1, 8 * n_params)
+    return max(1, min(n_threads, n_rows // _MIN_ROWS_PER_CHUNK, by_memory))
 
 
 class Workspace:
-    """Preallocated buffers for the serial kernels (minibatches, small data).
+    """The buffers of one chunk of a pass (or of the minibatch steps).
+
+    Allocated once per fit and reused by every pass: the kernels allocate
+    nothing.
 
     Parameters
     ----------
@@ -324,25 +304,74 @@ class Workspace:
     """
 
     def __init__(self, n_logits, n_features, dtype, sparse):
+        self.sparse = sparse
+        self.n_features = n_features
+        self.dtype = np.dtype(dtype)
         self.grad_intercept = np.zeros(n_logits)
         if sparse:
             self.grad_coef_t = np.zeros((n_features, n_logits))
             self.z = np.empty(n_logits, dtype=dtype)
             self.exponent_buf = np.empty(n_logits, dtype=np.int32)
-            self.no_rows = np.empty(0, dtype=np.intp)
         else:
             self.grad_coef = np.zeros((n_logits, n_features))
-            self.X_buf = np.empty((BLOCK_ROWS, n_features), dtype=dtype)
             self.y_buf = np.empty(BLOCK_ROWS, dtype=np.intp)
             self.w_buf = np.empty(BLOCK_ROWS)
             self.Z_buf = np.empty((BLOCK_ROWS, n_logits), dtype=dtype)
             self.G_buf = np.empty((n_logits, n_features), dtype=dtype)
             self.row_buf = np.empty(BLOCK_ROWS)
             self.exponent_buf = np.empty(BLOCK_ROWS * n_logits, dtype=np.int32)
+        self._X_buf = None
+
+    @property
+    def X_buf(self):
+        """Rows gathered for minibatches or copied from non-C-ordered ``X``.
+
+        Made on first use: full passes over C-ordered ``X`` never need it.
+        """
+        if self._X_buf is None:
+            self._X_buf = np.empty((BLOCK_ROWS, self.n_features), dtype=self.dtype)
+        return self._X_buf
+
+    def gradient_sums(self):
+        """``(grad_coef, grad_intercept)``; ``grad_coef`` may be a transposed view."""
+        grad_coef = self.grad_coef_t.T if self.sparse else self.grad_coef
+        return grad_coef, self.grad_intercept
+
+    def flat_sums(self):
+        """The accumulators as 1-D views, for the reduction over chunks."""
+        grad_coef = self.grad_coef_t if self.sparse else self.grad_coef
+        return grad_coef.reshape(-1), self.grad_intercept
+
+
+_NO_ROWS = np.empty(0, dtype=np.intp)
+
+
+def _chunk_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary, start,
+                stop, rows, ws):
+    """Rows ``start:stop`` (positions in ``rows`` when given) into ``ws``'s sums."""
+    ws.grad_intercept[:] = 0.0
+    if ws.sparse:
+        ws.grad_coef_t[:] = 0.0
+        ids = _NO_ROWS if rows is None else rows
+        return _csr_rows(X.data, X.indices, X.indptr, y, sample_weight, ids, start,
+                         stop, coef_t, intercept, smoothing, binary, ws.grad_coef_t,
+                         ws.grad_intercept, ws.z, ws.exponent_buf)
+    ws.grad_coef[:] = 0.0
+    if rows is None:
+        # C-ordered X is sliced in place and the row buffer goes unused
+        X_buf = ws.Z_buf if X.flags.c_contiguous else ws.X_buf
+        return _dense_range(X, y, sample_weight, start, stop, coef_t, intercept,
+                            smoothing, binary, X_buf, ws.Z_buf, ws.G_buf,
+                            ws.row_buf, ws.exponent_buf, ws.grad_coef,
+                            ws.grad_intercept)
+    return _dense_rows(X, y, sample_weight, rows[start:stop], coef_t, intercept,
+                       smoothing, binary, ws.X_buf, ws.y_buf, ws.w_buf, ws.Z_buf,
+                       ws.G_buf, ws.row_buf, ws.exponent_buf, ws.grad_coef,
+                       ws.grad_intercept)
 
 
 def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary,
-                       rows=None, n_threads=1, workspace=None):
+                       rows=None, workspaces=None, map_chunks=serial_map):
     """Weighted sums of the cross-entropy and of its gradient.
 
     Parameters
@@ -361,14 +390,19 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
     binary : bool
         Two-class form with a single logit (see the module docstring).
     rows : ndarray of intp, default=None
-        Rows of a minibatch; None for all rows.
-    n_threads : int, default=1
-        Threads for a pass over all rows: with more than one chunk of rows
-        (see :func:`n_chunks_for`) the parallel kernel runs, and the caller must
-        hold BLAS to one thread. Otherwise the serial kernel runs and the
-        parallel runtime is never started.
-    workspace : Workspace, default=None
-        Buffers of the serial kernels; the returned gradients are views into it.
+        The rows to use (a minibatch, in any order, repeats counted); None for
+        all rows.
+    workspaces : list of Workspace, default=None
+        One per chunk: the rows are split into ``len(workspaces)`` consecutive
+        chunks, each summed into its own workspace, and the sums are reduced
+        in chunk order, so the result does not depend on which thread ran
+        what. The returned gradients are views into ``workspaces[0]``. None:
+        one new workspace.
+    map_chunks : callable, default=serial_map
+        ``map_chunks(func, n_chunks)`` calls ``func(c)`` for every chunk and
+        returns the results in order, possibly from several threads (see
+        :func:`sksoftmax._parallel.chunk_map`, which also holds BLAS to one
+        thread, as the dense kernel needs).
 
     Returns
     -------
@@ -378,41 +412,41 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
         May be a transposed view.
     grad_intercept : ndarray of shape (n_logits,), float64
     """
-    sparse = hasattr(X, "indptr")
-    n_chunks = n_chunks_for(X.shape[0], n_threads) if rows is None else 1
+    if workspaces is None:
+        workspaces = [Workspace(coef_t.shape[1], coef_t.shape[0], X.dtype,
+                                hasattr(X, "indptr"))]
+    n = X.shape[0] if rows is None else rows.shape[0]
+    n_chunks = len(workspaces)
+
+    def chunk(c):
+        return _chunk_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary,
+                           c * n // n_chunks, (c + 1) * n // n_chunks, rows,
+                           workspaces[c])
+
+    loss = sum(map_chunks(chunk, n_chunks))
     if n_chunks > 1:
-        if sparse:
-            loss, grad_coef_t, grad_intercept = _csr_full_pass(
-                X.data, X.indices, X.indptr, y, sample_weight, coef_t, intercept,
-                smoothing, binary, n_chunks)
-            return loss, grad_coef_t.T, grad_intercept
-        return _dense_full_pass(X, y, sample_weight, coef_t, intercept, smoothing,
-                                binary, n_chunks)
-    if workspace is None:
-        workspace = Workspace(coef_t.shape[1], coef_t.shape[0], X.dtype, sparse)
-    w = workspace
-    w.grad_intercept[:] = 0.0
-    if sparse:
-        w.grad_coef_t[:] = 0.0
-        ids = w.no_rows if rows is None else rows
-        stop = X.shape[0] if rows is None else rows.shape[0]
-        loss = _csr_rows(X.data, X.indices, X.indptr, y, sample_weight, ids, 0, stop,
-                         coef_t, intercept, smoothing, binary, w.grad_coef_t,
-                         w.grad_intercept, w.z, w.exponent_buf)
-        return loss, w.grad_coef_t.T, w.grad_intercept
-    w.grad_coef[:] = 0.0
-    if rows is None:
-        loss = _dense_range(X, y, sample_weight, 0, X.shape[0], coef_t, intercept,
-                            smoothing, binary, w.X_buf, w.Z_buf, w.G_buf, w.row_buf,
-                            w.exponent_buf, w.grad_coef, w.grad_intercept)
-    else:
-        loss = _dense_rows(X, y, sample_weight, rows, coef_t, intercept, smoothing,
-                           binary, w.X_buf, w.y_buf, w.w_buf, w.Z_buf, w.G_buf,
-                           w.row_buf, w.exponent_buf, w.grad_coef, w.grad_intercept)
-    return loss, w.grad_coef, w.grad_intercept
+        sums = [ws.flat_sums() for ws in workspaces]
+
+        def reduce(c):
+            # each thread adds up one slice of the parameters over all chunks
+            for target, *others in zip(*sums, strict=True):
+                a = c * target.size // n_chunks
+                b = (c + 1) * target.size // n_chunks
+                for other in others:
+                    np.add(target[a:b], other[a:b], out=target[a:b])
+
+        map_chunks(reduce, n_chunks)
+    return (loss, *workspaces[0].gradient_sums())
 
 
 # ----------------------------------------------------------- minibatch epochs
+@njit(cache=True, nogil=True)
+def _fill_zero(a):
+    # a loop compiles much faster than the array-expression form a[:] = 0
+    for j in range(a.shape[0]):
+        a[j] = 0.0
+
+
 def _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing, binary,
                     grad_intercept, grad):
     """Weighted loss and gradient sums of one minibatch, into the flat ``grad``."""
@@ -428,12 +462,14 @@ def _batch_gradient_impl(data, bufs, rows, coef_t, intercept, smoothing, binary,
                   grad_intercept, grad):
             X, y, sample_weight = data
             X_buf, y_buf, w_buf, Z_buf, G_buf, row_buf, exponent_buf, grad_coef = bufs
-            grad_coef[:] = 0.0
-            grad_intercept[:] = 0.0
+            _fill_zero(grad_coef.reshape(-1))
+            _fill_zero(grad_intercept)
             loss = _dense_rows(X, y, sample_weight, rows, coef_t, intercept,
                                smoothing, binary, X_buf, y_buf, w_buf, Z_buf, G_buf,
                                row_buf, exponent_buf, grad_coef, grad_intercept)
-            grad[:grad_coef.size] = grad_coef.ravel()
+            flat = grad_coef.reshape(-1)
+            for j in range(flat.shape[0]):
+                grad[j] = flat[j]
             return loss
         return dense
 
@@ -441,8 +477,8 @@ def _batch_gradient_impl(data, bufs, rows, coef_t, intercept, smoothing, binary,
             grad):
         values, indices, indptr, y, sample_weight = data
         z, exponent_buf, grad_coef_t = bufs
-        grad_coef_t[:] = 0.0
-        grad_intercept[:] = 0.0
+        _fill_zero(grad_coef_t.reshape(-1))
+        _fill_zero(grad_intercept)
         loss = _csr_rows(values, indices, indptr, y, sample_weight, rows, 0,
                          rows.shape[0], coef_t, intercept, smoothing, binary,
                          grad_coef_t, grad_intercept, z, exponent_buf)
@@ -502,7 +538,7 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
                     grad[n_coef + k] = grad_intercept[k] / weight
         else:  # a minibatch of zero weight carries only the penalty
             loss = 0.0
-            grad[:] = 0.0
+            _fill_zero(grad)
         if l2 > 0.0:
             for j in range(n_coef):
                 loss += 0.5 * l2 * params[j] * params[j]

@@ -13,9 +13,12 @@ classes) and turns the kernels' weighted sums into this objective. It knows
 nothing about solvers and nothing about scikit-learn.
 """
 
+import contextlib
+
 import numpy as np
 
 from ._kernels import Workspace, loss_gradient_sums, minibatch_epoch, n_chunks_for
+from ._parallel import chunk_map, serial_map
 from ._steps import RULES, SCHEDULES
 
 
@@ -45,7 +48,9 @@ class SoftmaxObjective:
     label_smoothing : float
         ``epsilon`` in ``t = (1 - epsilon) onehot(y) + epsilon / K``.
     n_threads : int
-        Threads for full-batch passes.
+        Threads for full-batch passes, used inside :meth:`parallel`. The rows
+        are split into ``n_chunks`` chunks (at most ``n_threads``, see
+        :func:`~sksoftmax._kernels.n_chunks_for`), whatever thread runs them.
     """
 
     def __init__(self, X, y, sample_weight, n_classes, *, fit_intercept=True,
@@ -61,10 +66,13 @@ class SoftmaxObjective:
         self.alpha = float(alpha)
         self.l1_ratio = float(l1_ratio)
         self.label_smoothing = float(label_smoothing)
-        self.n_threads = int(n_threads)
         self.dtype = X.dtype
         self.weight_sum = float(sample_weight.sum())
-        self._workspace = None  # buffers of the serial kernels, made on first use
+        self.n_chunks = n_chunks_for(X.shape[0], int(n_threads),
+                                     self.n_logits * self.n_features)
+        # one workspace per chunk, made on first use and kept for the fit
+        self._workspaces = None
+        self._map_chunks = serial_map
         # Kernel-side parameters in X's dtype, refreshed from the float64
         # parameters at each call; coefficients are stored transposed.
         self._coef_t = np.zeros((self.n_features, self.n_logits), dtype=self.dtype)
@@ -132,9 +140,8 @@ class SoftmaxObjective:
         self._intercept[:] = intercept
         loss_sum, grad_coef, grad_intercept = loss_gradient_sums(
             self.X, self.y, self.sample_weight, self._coef_t, self._intercept,
-            self.label_smoothing, self.binary, n_threads=self.n_threads,
-            workspace=(self._serial_workspace()
-                       if n_chunks_for(self.X.shape[0], self.n_threads) == 1 else None),
+            self.label_smoothing, self.binary, workspaces=self.workspaces(),
+            map_chunks=self._map_chunks,
         )
         grad_coef_out, grad_intercept_out = self.unpack(self._grad)
         loss = loss_sum / self.weight_sum
@@ -149,11 +156,30 @@ class SoftmaxObjective:
                 grad_coef_out += l2 * coef
         return loss, self._grad
 
-    def _serial_workspace(self):
-        if self._workspace is None:
-            self._workspace = Workspace(self.n_logits, self.n_features, self.dtype,
-                                        hasattr(self.X, "indptr"))
-        return self._workspace
+    def workspaces(self):
+        """The chunks' buffers, allocated once (``n_chunks`` of them)."""
+        if self._workspaces is None:
+            self._workspaces = [
+                Workspace(self.n_logits, self.n_features, self.dtype,
+                          hasattr(self.X, "indptr"))
+                for _ in range(self.n_chunks)]
+        return self._workspaces
+
+    @contextlib.contextmanager
+    def parallel(self):
+        """Full passes inside this block run their chunks on threads.
+
+        A thread pool lives for the block when there is more than one chunk
+        (and BLAS is held to one thread meanwhile); nothing is started
+        otherwise. Outside the block passes run serially, with the same
+        chunks and so the same results.
+        """
+        with chunk_map(self.n_chunks) as map_chunks:
+            self._map_chunks = map_chunks
+            try:
+                yield self
+            finally:
+                self._map_chunks = serial_map
 
     def minibatch_epoch(self, state, order, batch_size, rule):
         """One compiled epoch of minibatch steps over the rows in ``order``.
@@ -183,7 +209,7 @@ class SoftmaxObjective:
             Whether the loss, the gradient or the parameters became
             non-finite (the epoch stopped there).
         """
-        ws = self._serial_workspace()
+        ws = self.workspaces()[0]
         if hasattr(self.X, "indptr"):
             data = (self.X.data, self.X.indices, self.X.indptr, self.y,
                     self.sample_weight)

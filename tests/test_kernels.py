@@ -10,7 +10,8 @@ from numba import njit
 from numpy.testing import assert_allclose
 
 from sksoftmax import _kernels, log_softmax, one_hot, softmax
-from sksoftmax._kernels import Workspace, loss_gradient_sums
+from sksoftmax._kernels import Workspace, loss_gradient_sums, n_chunks_for
+from sksoftmax._parallel import chunk_map, serial_map
 
 
 def reference(X, y, sw, coef, intercept, rows, smoothing, binary):
@@ -27,6 +28,16 @@ def reference(X, y, sw, coef, intercept, rows, smoothing, binary):
     if binary:
         dZ = dZ[:, 1:]
     return loss, dZ.T @ X, dZ.sum(axis=0)
+
+
+def chunked_sums(X, y, sw, coef_t, intercept, smoothing, binary, n_chunks,
+                 threads=True):
+    """The pass split into ``n_chunks`` chunks, on threads or serially."""
+    workspaces = [Workspace(coef_t.shape[1], coef_t.shape[0], X.dtype, sp.issparse(X))
+                  for _ in range(n_chunks)]
+    with chunk_map(n_chunks if threads else 1) as map_chunks:
+        return loss_gradient_sums(X, y, sw, coef_t, intercept, smoothing, binary,
+                                  workspaces=workspaces, map_chunks=map_chunks)
 
 
 def problem(n=40, d=5, n_classes=4, dtype=np.float64, sparse=False, seed=0):
@@ -49,17 +60,14 @@ def problem(n=40, d=5, n_classes=4, dtype=np.float64, sparse=False, seed=0):
 @pytest.mark.parametrize("n_classes", [2, 4])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("parallel", [False, True])
-def test_kernel_matches_reference(dtype, sparse, n_classes, smoothing, parallel,
-                                  monkeypatch):
-    if parallel:  # force several chunks on a tiny problem
-        monkeypatch.setattr(_kernels, "_MIN_ROWS_PER_CHUNK", 4)
+def test_kernel_matches_reference(dtype, sparse, n_classes, smoothing, parallel):
     X, y, sw, coef, intercept = problem(dtype=dtype, sparse=sparse,
                                         n_classes=n_classes)
     rows = np.arange(X.shape[0], dtype=np.intp)
     binary = n_classes == 2
-    loss, g_coef, g_int = loss_gradient_sums(
+    loss, g_coef, g_int = chunked_sums(
         X, y, sw, np.ascontiguousarray(coef.T), intercept, smoothing, binary,
-        n_threads=3 if parallel else 1)
+        n_chunks=3 if parallel else 1)
     ref_loss, ref_coef, ref_int = reference(X, y, sw, coef, intercept, rows,
                                             smoothing, binary)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
@@ -80,7 +88,7 @@ def test_kernel_uses_only_the_given_rows(sparse, n_rows):
     stale[:] = 123.0  # stale values must be overwritten
     loss, g_coef, g_int = loss_gradient_sums(X, y, sw, np.ascontiguousarray(coef.T),
                                              intercept, 0.0, False, rows=rows,
-                                             workspace=ws)
+                                             workspaces=[ws])
     ref = reference(X, y, sw, coef, intercept, rows, 0.0, False)
     assert loss == pytest.approx(ref[0], rel=1e-12)
     assert_allclose(g_coef, ref[1], rtol=1e-12, atol=1e-12)
@@ -102,17 +110,49 @@ def test_non_contiguous_dense_input_is_read_without_copying_it(dtype):
         assert_allclose(out[1], ref[1], rtol=rtol, atol=rtol)
 
 
-def test_parallel_and_serial_agree_and_are_deterministic(monkeypatch):
-    monkeypatch.setattr(_kernels, "_MIN_ROWS_PER_CHUNK", 8)
-    X, y, sw, coef, intercept = problem(n=100)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_threads_change_nothing_and_chunks_only_rounding(sparse):
+    X, y, sw, coef, intercept = problem(n=100, sparse=sparse)
     coef_t = np.ascontiguousarray(coef.T)
-    serial = loss_gradient_sums(X, y, sw, coef_t, intercept, 0.0, False)
-    first = loss_gradient_sums(X, y, sw, coef_t, intercept, 0.0, False, n_threads=4)
-    second = loss_gradient_sums(X, y, sw, coef_t, intercept, 0.0, False, n_threads=4)
-    assert first[0] == second[0]
-    np.testing.assert_array_equal(first[1], second[1])
-    assert first[0] == pytest.approx(serial[0], rel=1e-13)
-    assert_allclose(first[1], serial[1], rtol=1e-12)
+    one = loss_gradient_sums(X, y, sw, coef_t, intercept, 0.0, False)
+    serial = chunked_sums(X, y, sw, coef_t, intercept, 0.0, False, 4, threads=False)
+    for _ in range(3):
+        threaded = chunked_sums(X, y, sw, coef_t, intercept, 0.0, False, 4)
+        # the same chunks give the same sums bit for bit, whoever runs them
+        assert threaded[0] == serial[0]
+        np.testing.assert_array_equal(threaded[1], serial[1])
+        np.testing.assert_array_equal(threaded[2], serial[2])
+    assert serial[0] == pytest.approx(one[0], rel=1e-13)
+    assert_allclose(serial[1], one[1], rtol=1e-12)
+
+
+def test_chunks_are_bounded_by_rows_threads_and_memory():
+    rows = _kernels._MIN_ROWS_PER_CHUNK
+    assert n_chunks_for(10 * rows, 4, 100) == 4
+    assert n_chunks_for(3 * rows - 1, 8, 100) == 2
+    assert n_chunks_for(rows - 1, 8, 100) == 1
+    # 8 bytes per parameter: two extra accumulators fit in the budget, not three
+    n_params = _kernels.ACCUMULATOR_BYTES // (8 * 2)
+    assert n_chunks_for(100 * rows, 8, n_params) == 3
+    assert n_chunks_for(100 * rows, 8, n_params + 1) == 2
+    assert n_chunks_for(100 * rows, 8, 10 * _kernels.ACCUMULATOR_BYTES) == 1
+
+
+def test_a_failing_chunk_raises_after_all_chunks_finished():
+    finished = []
+
+    def chunk(c):
+        if c == 2:
+            raise ValueError("chunk 2 failed")
+        finished.append(c)
+        return c
+
+    with chunk_map(4) as map_chunks:
+        with pytest.raises(ValueError, match="chunk 2 failed"):
+            map_chunks(chunk, 4)
+        assert sorted(finished) == [0, 1, 3]
+        assert map_chunks(lambda c: c * c, 3) == [0, 1, 4]
+    assert serial_map(lambda c: c + 1, 3) == [1, 2, 3]
 
 
 def test_kernel_is_stable_for_huge_logits():
@@ -150,13 +190,11 @@ def test_kernel_does_not_modify_inputs():
 
 
 @pytest.mark.parametrize("parallel", [False, True])
-def test_many_blocks_and_chunks_match_reference(parallel, monkeypatch):
-    if parallel:
-        monkeypatch.setattr(_kernels, "_MIN_ROWS_PER_CHUNK", 100)
+def test_many_blocks_and_chunks_match_reference(parallel):
     X, y, sw, coef, intercept = problem(n=4 * _kernels.BLOCK_ROWS + 13)
-    loss, g_coef, g_int = loss_gradient_sums(X, y, sw, np.ascontiguousarray(coef.T),
-                                             intercept, 0.05, False,
-                                             n_threads=3 if parallel else 1)
+    loss, g_coef, g_int = chunked_sums(X, y, sw, np.ascontiguousarray(coef.T),
+                                       intercept, 0.05, False,
+                                       n_chunks=3 if parallel else 1)
     ref = reference(X, y, sw, coef, intercept, np.arange(X.shape[0]), 0.05, False)
     assert loss == pytest.approx(ref[0], rel=1e-12)
     assert_allclose(g_coef, ref[1], rtol=1e-11, atol=1e-11)
