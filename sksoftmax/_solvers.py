@@ -7,11 +7,11 @@ on a flat float64 parameter vector; the minibatch solvers a
 They know nothing of the data format and nothing of scikit-learn.
 """
 
+import copy
 import time
 
 import numpy as np
 from scipy.optimize import minimize
-
 
 
 class DivergenceError(FloatingPointError):
@@ -30,7 +30,7 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False):
     max_iter : int
         Maximum number of L-BFGS iterations.
     tol : float
-        Stop when the largest absolute gradient entry is at most ``tol``.
+        Converged when the largest absolute gradient entry is at most ``tol``.
     verbose : bool
         Print one line per iteration.
 
@@ -38,10 +38,14 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False):
     -------
     params : ndarray
     n_iter : int
+        Iterations completed (0 when the first line search failed).
     loss_curve : list of float
         Objective after each iteration.
-    converged : bool
-        False when ``max_iter`` was reached before ``tol``.
+    failure : str or None
+        None when the run converged by the rule above; otherwise why it
+        stopped, in words (``max_iter`` reached, the objective stopped
+        decreasing, the line search failed), with the largest gradient entry
+        reached.
     """
     loss_curve = []
     start = time.perf_counter()
@@ -60,13 +64,37 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False):
     result = minimize(
         fun, params0, method="L-BFGS-B", jac=True, callback=callback,
         options={"maxiter": max_iter, "gtol": tol, "maxls": 50,
-                 # The objective is O(1): stop on the gradient, not on f.
+                 # as LogisticRegression: stop once f no longer changes in
+                 # float64; such a stop counts as converged only by the
+                 # gradient rule below
                  "ftol": 64 * np.finfo(float).eps},
     )
     params = result.x
     if not np.isfinite(result.fun) or not np.all(np.isfinite(params)):
-        raise DivergenceError(f"L-BFGS reached a non-finite objective ({result.message}).")
-    return params, int(result.nit), loss_curve, result.status != 1
+        raise DivergenceError(
+            f"L-BFGS reached a non-finite objective ({result.message}).")
+    return params, int(result.nit), loss_curve, _lbfgs_failure(result, tol, max_iter)
+
+
+def _lbfgs_failure(result, tol, max_iter):
+    """Why an L-BFGS-B run did not converge by ``max|grad| <= tol``, or None."""
+    grad_max = float(np.max(np.abs(result.jac))) if result.jac.size else 0.0
+    if grad_max <= tol:
+        return None
+    reached = f"the largest absolute gradient entry is {grad_max:.3g} > tol={tol:g}"
+    if result.nit >= max_iter:
+        return f"max_iter={max_iter} iterations were reached; {reached}"
+    message = str(result.message)
+    # scipy words these as "...REL_REDUCTION_OF_F..." or "...RELATIVE REDUCTION OF F..."
+    if "REDUCTION OF F" in message.upper().replace("_", " "):
+        return (f"the objective stopped decreasing (relative change below "
+                f"{64 * np.finfo(float).eps:.2g}) after {result.nit} iterations; "
+                f"{reached}")
+    if "ABNORMAL" in message:
+        return (f"the line search found no decrease (scipy: {message.strip()}) "
+                f"after {result.nit} iterations; {reached}")
+    return (f"L-BFGS-B stopped with status {result.status} ({message.strip()}); "
+            f"{reached}")
 
 
 class MinibatchState:
@@ -82,6 +110,13 @@ class MinibatchState:
         self.v = np.zeros_like(params)  # adam second moment
         self.shift = np.zeros_like(params)  # displacement made by the last prox
         self.threshold = np.zeros_like(params)  # prox thresholds (per coordinate)
+
+    def copy(self):
+        """An independent copy (the arrays copied too)."""
+        new = copy.copy(self)
+        for name in ("params", "velocity", "m", "v", "shift", "threshold"):
+            setattr(new, name, getattr(self, name).copy())
+        return new
 
 
 class MinibatchSolver:

@@ -26,16 +26,50 @@ def make_solver(solver="sgd", **kw):
 
 
 def test_lbfgs_finds_the_minimum():
-    params, n_iter, curve, converged = lbfgs(quadratic, np.zeros(3), max_iter=100,
-                                             tol=1e-10)
-    assert converged
+    params, n_iter, curve, failure = lbfgs(quadratic, np.zeros(3), max_iter=100,
+                                           tol=1e-10)
+    assert failure is None
     assert_allclose(params, CENTER, rtol=1e-9)
     assert len(curve) == n_iter and np.all(np.diff(curve) <= 0)
 
 
 def test_lbfgs_reports_max_iter():
-    _, n_iter, _, converged = lbfgs(quadratic, np.zeros(3), max_iter=1, tol=1e-12)
-    assert n_iter == 1 and not converged
+    _, n_iter, _, failure = lbfgs(quadratic, np.zeros(3), max_iter=1, tol=1e-12)
+    assert n_iter == 1
+    assert failure.startswith("max_iter=1 iterations were reached; the largest "
+                              "absolute gradient entry is ")
+
+
+def test_lbfgs_reports_a_stalled_objective_by_the_gradient_rule():
+    # f = 1 + quadratic: around the minimum f no longer changes in float64 long
+    # before the gradient is 1e-14, so scipy stops on its f rule, which is not
+    # convergence by ours
+    def shifted(params):
+        loss, grad = quadratic(params)
+        return 1.0 + loss, grad
+
+    params, _, _, failure = lbfgs(shifted, np.zeros(3), max_iter=1000, tol=1e-14)
+    assert_allclose(params, CENTER, rtol=1e-6)
+    assert failure.startswith("the objective stopped decreasing")
+    grad_max = float(failure.split("entry is ")[1].split(" >")[0])
+    assert grad_max == pytest.approx(np.max(np.abs(shifted(params)[1])), rel=1e-2)
+    assert grad_max > 1e-14
+
+
+def test_lbfgs_reports_a_failed_line_search():
+    # the gradient points the wrong way: no step along -grad decreases f
+    def wrong_gradient(params):
+        loss, grad = quadratic(params)
+        return loss, -grad
+
+    params, _, _, failure = lbfgs(wrong_gradient, np.zeros(3), max_iter=100,
+                                  tol=1e-6)
+    # scipy calls this run a success ("RELATIVE REDUCTION OF F"); it made no
+    # progress, and the gradient rule says so
+    assert_allclose(params, 0.0, atol=1e-12)
+    assert failure.startswith(("the objective stopped decreasing",
+                               "the line search found no decrease"))
+    assert "the largest absolute gradient entry is 300 > tol=1e-06" in failure
 
 
 def test_lbfgs_non_finite_objective_is_a_divergence_error():
