@@ -1,5 +1,6 @@
 """The scikit-learn estimator: validation, parameters, fitted attributes, dispatch."""
 
+import contextlib
 import time
 import warnings
 from numbers import Integral, Real
@@ -30,6 +31,22 @@ from ._solvers import DivergenceError, MinibatchSolver, lbfgs
 from ._steps import SCHEDULES
 
 _STOCHASTIC = ("sgd", "adam")
+
+
+@contextlib.contextmanager
+def _restored_on_error(estimator):
+    """Put back every attribute of ``estimator`` if the block raises.
+
+    Fitting replaces attributes (it never mutates them in place), so a
+    shallow copy of the instance dictionary is the whole previous state.
+    """
+    saved = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise
 
 
 def _stochastic_solver(estimator):
@@ -292,29 +309,45 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         return X, y
 
-    def _sample_weight(self, X, y_codes, sample_weight, classes):
+    def _sample_weight(self, X, y_codes, sample_weight, classes, *,
+                       allow_all_zero=False):
         """Sample weights times class weights, as float64."""
         sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True,
+            allow_all_zero_weights=allow_all_zero,
         )
-        if self.class_weight is not None:
-            class_weight = compute_class_weight(
-                self.class_weight, classes=classes, y=classes[y_codes]
+        if self.class_weight is None:
+            return sample_weight
+        # "balanced" counts each sample by its weight, as LogisticRegression
+        # does: weighting a sample by k stays the same as repeating it k times
+        class_weight = compute_class_weight(
+            self.class_weight, classes=classes, y=classes[y_codes],
+            sample_weight=sample_weight if self.class_weight == "balanced" else None,
+        )
+        bad = ~np.isfinite(class_weight) | (class_weight < 0)
+        if np.any(bad):
+            given = dict(zip(classes[bad].tolist(), class_weight[bad].tolist(),
+                             strict=True))
+            raise ValueError(
+                "class_weight must give every class a finite, non-negative weight; "
+                f"got {given}."
             )
-            sample_weight = sample_weight * class_weight[y_codes]
+        return sample_weight * class_weight[y_codes]
+
+    @staticmethod
+    def _check_weight_per_class(y_codes, sample_weight, classes, where=""):
         weight_per_class = np.bincount(y_codes, weights=sample_weight,
                                        minlength=len(classes))
         if np.count_nonzero(weight_per_class) < 2:
             raise ValueError(
-                "The sample weights (times class weights) leave positive weight on "
-                f"fewer than 2 classes (weight per class: {weight_per_class}); "
-                "fitting needs samples of at least 2 classes."
+                f"The sample weights (times class weights){where} leave positive "
+                f"weight on fewer than 2 classes (weight per class: "
+                f"{weight_per_class}); fitting needs samples of at least 2 classes."
             )
-        return sample_weight
 
-    def _objective(self, X, y_codes, sample_weight, n_threads):
+    def _objective(self, X, y_codes, sample_weight, classes, n_threads=1):
         return SoftmaxObjective(
-            X, y_codes, sample_weight, len(self.classes_),
+            X, y_codes, sample_weight, len(classes),
             fit_intercept=self.fit_intercept, alpha=self.alpha,
             l1_ratio=self.l1_ratio, label_smoothing=self.label_smoothing,
             n_threads=n_threads,
@@ -333,12 +366,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             return min(200, n_samples)
         return min(self.batch_size, n_samples)
 
-    def _store_params(self, objective, params):
+    def _fitted_params(self, objective, params):
+        """``coef_`` and ``intercept_`` in X's dtype; non-finite ones are an error."""
         coef, intercept = objective.unpack(params)
         if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
             raise self._divergence_error("the end of the fit")
-        self.coef_ = coef.astype(objective.dtype)
-        self.intercept_ = np.asarray(intercept, dtype=objective.dtype).copy()
+        return {"coef_": coef.astype(objective.dtype),
+                "intercept_": np.asarray(intercept, dtype=objective.dtype).copy()}
 
     def _divergence_error(self, where):
         if self.solver == "lbfgs":
@@ -351,20 +385,26 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             f"StandardScaler or MinMaxScaler, {advice}, might help."
         )
 
-    def _warm_params(self, objective):
-        fitted = getattr(self, "coef_", None)
-        if (
-            self.warm_start
-            and fitted is not None
-            and fitted.shape == (objective.n_logits, objective.n_features)
-        ):
-            return objective.init_params(self.coef_, self.intercept_)
-        return objective.init_params()
+    def _user_params(self, objective):
+        """Flat parameters from ``coef_`` and ``intercept_`` as they are now."""
+        expected = (objective.n_logits, objective.n_features)
+        coef = np.asarray(self.coef_)
+        intercept = np.asarray(self.intercept_)
+        if coef.shape != expected or intercept.shape != (objective.n_logits,):
+            raise ValueError(
+                f"coef_ has shape {coef.shape} and intercept_ {intercept.shape}, but "
+                f"this model needs {expected} and ({objective.n_logits},)."
+            )
+        if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+            raise ValueError("coef_ and intercept_ must be finite to continue from.")
+        return objective.init_params(coef, intercept)
 
     # ----------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to the data.
+
+        A fit that raises leaves the estimator as it was before the call.
 
         Parameters
         ----------
@@ -381,53 +421,56 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self : SoftmaxRegressionClassifier
             The fitted estimator.
         """
-        self._check_solver_params()
-        X, y = self._validate_X_y(X, y, reset=True)
-        classes, y_codes = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(
-                "This solver needs samples of at least 2 classes in the data, but "
-                f"the data contains only one class: {classes[0]}."
-            )
-        previous_classes = getattr(self, "classes_", None)
-        if (self.warm_start and previous_classes is not None
-                and not np.array_equal(previous_classes, classes)):
-            self.coef_ = None  # classes changed: nothing to warm-start from
-        self.classes_ = classes
-        y_codes = y_codes.astype(np.intp, copy=False)
-        sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
-
-        objective = self._objective(X, y_codes, sample_weight,
-                                    effective_n_threads(self.n_jobs))
-        with objective.parallel():
-            params = self._warm_params(objective)
-            if self.solver == "lbfgs":
-                self._fit_lbfgs(objective, params)
-            else:
-                self._fit_minibatch(objective, params, X, y_codes, sample_weight)
+        with _restored_on_error(self):
+            self._check_solver_params()
+            X, y = self._validate_X_y(X, y, reset=True)
+            classes, y_codes = np.unique(y, return_inverse=True)
+            if len(classes) < 2:
+                raise ValueError(
+                    "This solver needs samples of at least 2 classes in the data, "
+                    f"but the data contains only one class: {classes[0]}."
+                )
+            y_codes = y_codes.astype(np.intp, copy=False)
+            sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
+            self._check_weight_per_class(y_codes, sample_weight, classes)
+            objective = self._objective(X, y_codes, sample_weight, classes,
+                                        effective_n_threads(self.n_jobs))
+            # warm start only from a model of the same classes and features
+            warm = (self.warm_start and hasattr(self, "coef_")
+                    and np.array_equal(getattr(self, "classes_", None), classes)
+                    and np.shape(self.coef_) == (objective.n_logits,
+                                                 objective.n_features))
+            params = self._user_params(objective) if warm else objective.init_params()
+            with objective.parallel():
+                if self.solver == "lbfgs":
+                    fitted = self._fit_lbfgs(objective, params)
+                else:
+                    fitted = self._fit_minibatch(objective, params, X, y_codes,
+                                                 sample_weight)
+            # only now, with the solver done, does the model change
+            self.classes_ = classes
+            for name, value in fitted.items():
+                setattr(self, name, value)
         return self
 
     def _fit_lbfgs(self, objective, params):
         try:
-            params, n_iter, loss_curve, converged = lbfgs(
+            params, n_iter, loss_curve, failure = lbfgs(
                 objective.loss_gradient, params, max_iter=self.max_iter,
                 tol=self.tol, verbose=self.verbose,
             )
         except DivergenceError:
             raise self._divergence_error("an L-BFGS iteration") from None
-        self._store_params(objective, params)
-        self.n_iter_ = max(n_iter, 1)
-        self.loss_curve_ = loss_curve
-        self.validation_scores_ = None
-        self.best_validation_score_ = None
-        self._minibatch_state = None
-        if not converged:
+        fitted = self._fitted_params(objective, params)
+        if failure is not None:
             warnings.warn(
-                f"L-BFGS did not converge in max_iter={self.max_iter} iterations "
-                f"(tol={self.tol}). Increase max_iter or scale the data, e.g. "
-                "with StandardScaler.",
-                ConvergenceWarning,
+                f"L-BFGS did not converge: {failure}. Scale the data (e.g. with "
+                "StandardScaler), increase max_iter, or raise tol.",
+                ConvergenceWarning, stacklevel=4,  # the caller of fit
             )
+        return {**fitted, "n_iter_": n_iter, "loss_curve_": loss_curve,
+                "validation_scores_": None, "best_validation_score_": None,
+                "_minibatch_state": None}
 
     def _fit_minibatch(self, objective, params, X, y_codes, sample_weight):
         rng = check_random_state(self.random_state)
@@ -439,7 +482,17 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 stratify=y_codes, random_state=rng.randint(np.iinfo(np.int32).max),
             )
             train_rows = np.sort(train_rows)
-            X_val, y_val, w_val = X[val_rows], y_codes[val_rows], sample_weight[val_rows]
+            w_val = sample_weight[val_rows]
+            for part, weights in (("validation", w_val),
+                                  ("training", sample_weight[train_rows])):
+                if not weights.sum() > 0:
+                    raise ValueError(
+                        f"The sample weights of the {part} part of the early-stopping "
+                        f"split (validation_fraction={self.validation_fraction}) "
+                        "are all zero. Use another random_state or "
+                        "validation_fraction, or give those samples positive weight."
+                    )
+            X_val, y_val = X[val_rows], y_codes[val_rows]
 
             def validation_score(p):
                 return self._accuracy(objective, p, X_val, y_val, w_val)
@@ -458,20 +511,18 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             )
         except DivergenceError as exc:
             raise self._divergence_error(str(exc)) from None
-        self._store_params(objective, state.params)
-        self.n_iter_ = n_epochs
-        self.t_ = n_epochs * train_rows.shape[0]
-        self.loss_curve_ = loss_curve
-        self.validation_scores_ = scores if self.early_stopping else None
-        self.best_validation_score_ = max(scores) if self.early_stopping else None
-        self._minibatch_state = state
-        self._rng = rng
+        fitted = self._fitted_params(objective, state.params)
         if not converged:
             warnings.warn(
                 f"Maximum number of epochs ({self.max_iter}) reached before "
                 f"convergence (tol={self.tol}). Increase max_iter.",
-                ConvergenceWarning,
+                ConvergenceWarning, stacklevel=4,  # the caller of fit
             )
+        return {**fitted, "n_iter_": n_epochs,
+                "t_": n_epochs * train_rows.shape[0], "loss_curve_": loss_curve,
+                "validation_scores_": scores if self.early_stopping else None,
+                "best_validation_score_": max(scores) if self.early_stopping else None,
+                "_minibatch_state": state, "_rng": rng}
 
     @staticmethod
     def _accuracy(objective, params, X, y_codes, weights):
@@ -484,6 +535,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of minibatch updates over ``X`` (``"sgd"``/``"adam"`` only).
+
+        Each call continues from ``coef_`` and ``intercept_`` as they are (so
+        edits to them are honoured) and from the optimiser's state (momentum,
+        Adam's moments, the update count). A call that raises leaves the
+        estimator as it was.
 
         Parameters
         ----------
@@ -502,6 +558,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self : SoftmaxRegressionClassifier
             The updated estimator.
         """
+        with _restored_on_error(self):
+            self._partial_fit(X, y, classes, sample_weight)
+        return self
+
+    def _partial_fit(self, X, y, classes, sample_weight):
         self._check_solver_params()
         if self.class_weight == "balanced":
             raise ValueError(
@@ -523,48 +584,53 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"classes are {self.classes_!r}."
             )
         y_codes = np.searchsorted(self.classes_, y).astype(np.intp)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True,
-            allow_all_zero_weights=True,
-        )
-        if isinstance(self.class_weight, dict):
-            class_weight = compute_class_weight(
-                self.class_weight, classes=self.classes_, y=y
-            )
-            sample_weight = sample_weight * class_weight[y_codes]
+        sample_weight = self._sample_weight(X, y_codes, sample_weight, self.classes_,
+                                            allow_all_zero=True)
 
-        # minibatch kernels run serially: no thread settings to change
-        objective = self._objective(X, y_codes, sample_weight, 1)
+        # minibatch kernels run serially: no threads to start
+        objective = self._objective(X, y_codes, sample_weight, self.classes_)
         solver = self._minibatch_solver()
         state = getattr(self, "_minibatch_state", None)
         if first_call or state is None or state.solver != self.solver:
-            params = objective.init_params(
-                *((self.coef_, self.intercept_) if not first_call else ())
-            )
+            params = (objective.init_params() if first_call
+                      else self._user_params(objective))
             state = solver.init_state(params)
-            self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
-            self._rng = check_random_state(self.random_state)
+            n_iter, t, loss_curve = 0, 0, []
+            rng = check_random_state(self.random_state)
+        else:
+            # work on a copy: a failing epoch must not advance the stored state
+            state = state.copy()
+            edited = any(
+                not np.array_equal(mine, theirs)
+                for mine, theirs in zip(
+                    self._fitted_params(objective, state.params).values(),
+                    (self.coef_, self.intercept_), strict=True))
+            if edited:  # the user changed coef_ or intercept_: start from theirs
+                state.params = self._user_params(objective)
+            n_iter, t, loss_curve = self.n_iter_, self.t_, self.loss_curve_
+            rng = self._rng
         start = time.perf_counter()
         try:
             loss = solver.epoch(
                 state, objective.minibatch_epoch, objective.all_rows,
-                self._batch_size(X.shape[0]), self._rng if self.shuffle else None,
+                self._batch_size(X.shape[0]), rng if self.shuffle else None,
             )
         except DivergenceError:
-            raise self._divergence_error(
-                f"epoch #{self.n_iter_ + 1}") from None
+            raise self._divergence_error(f"epoch #{n_iter + 1}") from None
         loss += objective.l1_penalty(state.params)
-        self._store_params(objective, state.params)
+        fitted = self._fitted_params(objective, state.params)
+        for name, value in fitted.items():
+            setattr(self, name, value)
         self._minibatch_state = state
-        self.n_iter_ += 1
-        self.t_ += X.shape[0]
-        self.loss_curve_.append(loss)
+        self._rng = rng
+        self.n_iter_ = n_iter + 1
+        self.t_ = t + X.shape[0]
+        self.loss_curve_ = [*loss_curve, loss]
         self.validation_scores_ = None
         self.best_validation_score_ = None
         if self.verbose:
             print(f"Epoch {self.n_iter_}, loss = {loss:.8f}, "
                   f"time = {time.perf_counter() - start:.3f}s")
-        return self
 
     # -------------------------------------------------------------- prediction
     def decision_function(self, X):

@@ -184,7 +184,8 @@ def _integer_labels(y, name):
         raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}.")
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-            raise ValueError(f"{name} must hold integer class labels, got non-integers.")
+            raise ValueError(
+                f"{name} must hold integer class labels, got non-integers.")
     if y.size and y.min() < 0:
         raise ValueError(f"{name} must hold labels >= 0, got {y.min()!r}.")
     return y.astype(np.intp)

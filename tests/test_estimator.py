@@ -35,6 +35,13 @@ LOADERS = {"iris": load_iris, "wine": load_wine, "digits": load_digits,
            "breast_cancer": load_breast_cancer}
 
 
+# These tests ask for tol far below what float64 resolves, to reach the optimum
+# as closely as it can be computed: the fit then stops when the objective no
+# longer changes, and warns that the gradient rule was not met.
+BELOW_FLOAT64 = pytest.mark.filterwarnings(
+    "ignore:L-BFGS did not converge:sklearn.exceptions.ConvergenceWarning")
+
+
 def scaled(name):
     X, y = LOADERS[name](return_X_y=True)
     return StandardScaler().fit_transform(X), y
@@ -49,6 +56,7 @@ def digits_split():
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
+@BELOW_FLOAT64
 # ------------------------------------------------ agreement with sklearn
 @pytest.mark.parametrize("name", ["iris", "wine", "digits", "breast_cancer"])
 @pytest.mark.parametrize("binary", [False, True])
@@ -114,6 +122,7 @@ def objective_reference(X, y, alpha, label_smoothing=0.0, sample_weight=None):
     return softmax_cross_entropy(T, X @ W.T + b)[0], X @ W.T + b
 
 
+@BELOW_FLOAT64
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
 def test_label_smoothing_matches_scipy_on_soft_targets(label_smoothing):
     X, y = scaled("iris")
@@ -125,6 +134,7 @@ def test_label_smoothing_matches_scipy_on_soft_targets(label_smoothing):
     assert_allclose(clf.predict_proba(X), ref_proba, atol=1e-5)
 
 
+@BELOW_FLOAT64
 def test_class_weight_is_sample_weight_times_class_weight():
     X, y = scaled("wine")
     cw = {0: 0.5, 1: 2.0, 2: 1.0}
