@@ -1,7 +1,8 @@
 """Measurements that need a process of their own: peak memory and compile time.
 
 Run as ``python -m benchmarks.measure memory '<json>'`` or
-``python -m benchmarks.measure compile``; each prints one JSON object.
+``python -m benchmarks.measure compile [repeats [out.json]]``; each prints one
+JSON object (``compile`` also a markdown table, on stderr).
 """
 
 import gc
@@ -50,44 +51,73 @@ def peak_memory_above_input(spec, peer_name, alpha, max_iter=None):
 
 
 _COMPILE_SCRIPT = """
-import json, time, warnings
+import json, sys, time, warnings
 t = time.perf_counter()
 import sksoftmax
 import_s = time.perf_counter() - t
 import numpy as np, scipy.sparse as sp
+fmt, dtype, solver, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 rng = np.random.RandomState(0)
-X = rng.randn(300, 5); y = rng.randint(0, 3, 300)
-cases = {
-    "dense float64 lbfgs": (X, "lbfgs"),
-    "dense float32 lbfgs": (X.astype(np.float32), "lbfgs"),
-    "csr float64 lbfgs": (sp.csr_matrix(X), "lbfgs"),
-    "dense float64 sgd": (X, "sgd"),
-}
-out = {"import sksoftmax": import_s}
-for label, (data, solver) in cases.items():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t = time.perf_counter()
-        sksoftmax.SoftmaxRegressionClassifier(solver=solver, max_iter=5).fit(data, y)
-        out[label] = time.perf_counter() - t
-print(json.dumps(out))
+X = rng.randn(n, 5).astype(dtype)
+y = rng.randint(0, 3, n)
+if fmt == "csr":
+    X = sp.csr_matrix(X)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    t = time.perf_counter()
+    sksoftmax.SoftmaxRegressionClassifier(solver=solver, max_iter=5).fit(X, y)
+print(json.dumps({"import": import_s, "fit": time.perf_counter() - t}))
 """
 
+# (format, dtype, solver, rows): every solver and dtype on tiny data, and the
+# threaded full pass (2 chunks need 8192 rows)
+COMPILE_CASES = [(fmt, dtype, solver, 300) for fmt in ("dense", "csr")
+                 for dtype in ("float64", "float32")
+                 for solver in ("lbfgs", "sgd", "adam")]
+COMPILE_CASES += [("dense", "float64", "lbfgs", 20_000),
+                  ("csr", "float32", "lbfgs", 20_000)]
 
-def compile_times():
+
+def compile_times(repeats=3, cases=COMPILE_CASES):
     """First fits in fresh processes: with an empty Numba cache, then a warm one.
 
-    Returns ``{"cold": {...}, "warm": {...}}``, seconds per first fit of each
-    kind (dtype, format, solver) on a tiny problem, and the import time.
+    Each case (format, dtype, solver, rows) runs ``repeats`` times in a
+    process of its own with a new, empty cache directory: that first fit
+    compiles exactly what the case needs and nothing else. A second process
+    on the same cache gives the warm time. Returns one record per case with
+    the median cold and warm fit times and the import time, in seconds.
     """
-    result = {}
-    with tempfile.TemporaryDirectory() as cache_dir:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-        for label in ("cold", "warm"):
-            proc = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=env,
-                                  check=True, capture_output=True, text=True)
-            result[label] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    records = []
+    for fmt, dtype, solver, n in cases:
+        cold, warm, imports = [], [], []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as cache_dir:
+                env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+                for times in (cold, warm):
+                    proc = subprocess.run(
+                        [sys.executable, "-c", _COMPILE_SCRIPT, fmt, dtype, solver,
+                         str(n)], env=env, check=True, capture_output=True, text=True)
+                    out = json.loads(proc.stdout.strip().splitlines()[-1])
+                    times.append(out["fit"])
+                    imports.append(out["import"])
+        records.append({"format": fmt, "dtype": dtype, "solver": solver, "rows": n,
+                        "cold_fit_s": float(np.median(cold)),
+                        "warm_fit_s": float(np.median(warm)),
+                        "import_s": float(np.median(imports)),
+                        "cold_fit_all_s": cold})
+    return records
+
+
+def compile_table(records):
+    """Markdown table of :func:`compile_times` records."""
+    lines = ["| format | dtype | solver | rows | first fit, empty cache (s) | "
+             "first fit, warm cache (s) | import (s) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['format']} | {r['dtype']} | {r['solver']} | {r['rows']} | "
+                     f"{r['cold_fit_s']:.2f} | {r['warm_fit_s']:.2f} | "
+                     f"{r['import_s']:.2f} |")
+    return "\n".join(lines)
 
 
 def run_child(*args, timeout=1800):
@@ -107,7 +137,13 @@ def main(argv):
         max_iter = int(argv[4]) if len(argv) > 4 else None
         print(json.dumps(peak_memory_above_input(spec, peer_name, alpha, max_iter)))
     elif argv[0] == "compile":
-        print(json.dumps(compile_times()))
+        # compile [repeats [out.json]]: also prints a markdown table to stderr
+        records = compile_times(int(argv[1]) if len(argv) > 1 else 3)
+        print(compile_table(records), file=sys.stderr)
+        if len(argv) > 2:
+            with open(argv[2], "w") as f:
+                json.dump(records, f, indent=1)
+        print(json.dumps(records))
     else:
         raise SystemExit(f"unknown measurement {argv[0]!r}")
 

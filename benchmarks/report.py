@@ -3,6 +3,8 @@
 import json
 import sys
 
+from benchmarks.measure import compile_table
+
 REFERENCE = "LogisticRegression(lbfgs)"
 
 
@@ -147,7 +149,10 @@ def write_markdown(results, path):
     tgt = targets(results)
     if tgt:
         parts += ["## Targets", "", tgt, ""]
-    if "compile" in results:
+    if isinstance(results.get("compile"), list):
+        parts += ["## Compile time (first fit, each in a fresh process)", "",
+                  compile_table(results["compile"]), ""]
+    elif "compile" in results:  # runs recorded before the per-case measurement
         parts += ["## Compile time (first fit on a tiny problem, fresh process)", "",
                   "| first fit of | empty cache, s | warm cache, s |", "|---|---:|---:|"]
         for key, cold in results["compile"]["cold"].items():

@@ -494,9 +494,9 @@ def _batch_gradient_impl(data, bufs, rows, coef_t, intercept, smoothing, binary,
 @njit(cache=True, nogil=True)
 def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef,
                     fit_intercept, coef_t, intercept, grad_intercept, grad, l2, l1,
-                    smoothing, binary, rule, schedule, eta0, eta, alpha, power_t,
-                    momentum, nesterov, beta_1, beta_2, epsilon, step, velocity, m,
-                    v, shift, threshold):
+                    smoothing, binary, schedule, eta0, eta, alpha, power_t,
+                    momentum, nesterov, beta_1, beta_2, epsilon, step, moments,
+                    shift, threshold):
     """One epoch of minibatch updates over ``order``, entirely compiled.
 
     For each minibatch: refresh the kernel-side parameters, compute the
@@ -549,12 +549,8 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
         if not finite:
             return total, total_weight, step, True
         rate = _steps.learning_rate(schedule, step, eta0, eta, alpha, power_t)
-        if rule == 0:
-            _steps.sgd_step(params, grad, velocity, rate, momentum, nesterov, n_coef,
-                            l1, shift, threshold)
-        else:
-            _steps.adam_step(params, grad, m, v, step, rate, beta_1, beta_2, epsilon,
-                             n_coef, l1, shift, threshold)
+        _steps.step(moments, params, grad, step, rate, momentum, nesterov, beta_1,
+                    beta_2, epsilon, n_coef, l1, shift, threshold)
         step += 1
         total += loss * weight
         total_weight += weight

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._kernels import Workspace, loss_gradient_sums, minibatch_epoch, n_chunks_for
 from ._parallel import chunk_map, serial_map
-from ._steps import RULES, SCHEDULES
+from ._steps import SCHEDULES
 
 
 class SoftmaxObjective:
@@ -223,10 +223,12 @@ class SoftmaxObjective:
             self.n_logits * self.n_features, self.fit_intercept, self._coef_t,
             self._intercept, ws.grad_intercept, self._grad, self.l2_strength(),
             self.l1_strength(), self.label_smoothing, self.binary,
-            RULES[rule.solver], SCHEDULES[rule.learning_rate], rule.eta0, state.eta,
+            SCHEDULES[rule.learning_rate], rule.eta0, state.eta,
             rule.alpha, rule.power_t, rule.momentum, rule.nesterovs_momentum,
-            rule.beta_1, rule.beta_2, rule.epsilon, state.step, state.velocity,
-            state.m, state.v, state.shift, state.threshold)
+            rule.beta_1, rule.beta_2, rule.epsilon, state.step,
+            # the tuple picks the step rule when the epoch is compiled
+            (state.velocity,) if rule.solver == "sgd" else (state.m, state.v),
+            state.shift, state.threshold)
         return (total / weight if weight > 0 else 0.0), diverged
 
     def l1_penalty(self, params):

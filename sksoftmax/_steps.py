@@ -8,9 +8,9 @@ penalties and the proximal step apply to them only, never to the intercept.
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 SCHEDULES = {"constant": 0, "optimal": 1, "invscaling": 2, "adaptive": 3}
-RULES = {"sgd": 0, "adam": 1}
 
 
 @njit(cache=True, nogil=True)
@@ -90,3 +90,29 @@ def adam_step(params, grad, m, v, step, eta, beta_1, beta_2, epsilon, n_coef, l1
             threshold[j] = l1 * scale
     if l1 > 0.0:
         soft_threshold(params, n_coef, threshold, True, shift)
+
+
+def step(moments, params, grad, step, eta, momentum, nesterov, beta_1, beta_2,
+         epsilon, n_coef, l1, shift, threshold):
+    """One update by the rule that ``moments`` belongs to (inside compiled code).
+
+    ``moments`` is ``(velocity,)`` for SGD and ``(m, v)`` for Adam: the rule is
+    chosen when the caller is compiled, so only the rule in use is compiled.
+    """
+
+
+@overload(step)
+def _step_impl(moments, params, grad, step, eta, momentum, nesterov, beta_1, beta_2,
+               epsilon, n_coef, l1, shift, threshold):
+    if len(moments.types) == 1:
+        def sgd(moments, params, grad, step, eta, momentum, nesterov, beta_1, beta_2,
+                epsilon, n_coef, l1, shift, threshold):
+            sgd_step(params, grad, moments[0], eta, momentum, nesterov, n_coef, l1,
+                     shift, threshold)
+        return sgd
+
+    def adam(moments, params, grad, step, eta, momentum, nesterov, beta_1, beta_2,
+             epsilon, n_coef, l1, shift, threshold):
+        adam_step(params, grad, moments[0], moments[1], step, eta, beta_1, beta_2,
+                  epsilon, n_coef, l1, shift, threshold)
+    return adam

@@ -220,8 +220,9 @@ def test_balanced_class_weight_counts_sample_weights():
     alpha = 1e-2
     ours = SoftmaxRegressionClassifier(class_weight="balanced", alpha=alpha, tol=1e-7)
     ours.fit(X, y, sample_weight=sw)
-    ref = LogisticRegression(class_weight="balanced", C=1 / (alpha * np.sum(sw * cw[y])),
-                             tol=1e-10, max_iter=10000).fit(X, y, sample_weight=sw)
+    ref = LogisticRegression(class_weight="balanced",
+                             C=1 / (alpha * np.sum(sw * cw[y])), tol=1e-10,
+                             max_iter=10000).fit(X, y, sample_weight=sw)
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-5)
 
 
@@ -357,3 +358,43 @@ def test_buffers_are_allocated_once_per_fit(many_chunks, monkeypatch):
     clf = SoftmaxRegressionClassifier(tol=1e-6).fit(X, y)
     assert clf.n_iter_ > 10
     assert len(made) == 4  # one per chunk (4 threads here), not per pass
+
+
+# ------------------------------------------------------ 10. cold start
+def test_precompile_fills_the_cache_that_later_fits_use(tmp_path):
+    # Defect 10: every fresh environment paid seconds of compilation on its
+    # first fit. After `python -m sksoftmax.precompile`, a fit in a new process
+    # loads every kernel from the cache and compiles none.
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sksoftmax.precompile", "--solvers", "sgd,lbfgs",
+         "--dtypes", "float32", "--formats", "dense"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"dense float32 sgd +\d+\.\d+ s", proc.stdout)
+    assert f"cache: {tmp_path}" in proc.stdout
+    out = run_python("""
+        import numba, numpy as np
+        from sksoftmax import SoftmaxRegressionClassifier as S, _kernels, _steps
+        rng = np.random.RandomState(1)
+        X = rng.randn(500, 7).astype(np.float32)
+        y = rng.randint(0, 4, 500)
+        S(solver="sgd", max_iter=3).fit(X, y)
+        S(max_iter=3).fit(X, y)
+        dispatchers = [v for m in (_kernels, _steps) for v in vars(m).values()
+                       if isinstance(v, numba.core.registry.CPUDispatcher)]
+        hits = sum(sum(d.stats.cache_hits.values()) for d in dispatchers)
+        misses = sum(sum(d.stats.cache_misses.values()) for d in dispatchers)
+        print(hits, misses)
+    """, env=env)
+    hits, misses = map(int, out.split())
+    assert hits > 0 and misses == 0
+
+
+def test_precompile_rejects_unknown_choices():
+    proc = subprocess.run([sys.executable, "-m", "sksoftmax.precompile",
+                           "--solvers", "lbfgs,newton"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "expected a comma-separated subset of lbfgs, sgd, adam; got " \
+           "'lbfgs,newton'" in proc.stderr
