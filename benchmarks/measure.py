@@ -1,8 +1,10 @@
 """Measurements that need a process of their own: peak memory and compile time.
 
-Run as ``python -m benchmarks.measure memory '<json>'`` or
-``python -m benchmarks.measure compile [repeats [out.json]]``; each prints one
-JSON object (``compile`` also a markdown table, on stderr).
+Run as ``python -m benchmarks.measure memory '<json>'``,
+``python -m benchmarks.measure compile [repeats [out.json]]`` (one JSON object,
+and a markdown table on stderr) or
+``python -m benchmarks.measure compile-ab OTHER_CHECKOUT [repeats]`` (cold first
+fits of another checkout and this one, interleaved; a markdown table).
 """
 
 import gc
@@ -108,6 +110,32 @@ def compile_times(repeats=3, cases=COMPILE_CASES):
     return records
 
 
+def _first_fit(case, cache_dir, pythonpath=None):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    proc = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT, *map(str, case)],
+                          env=env, check=True, capture_output=True, text=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])["fit"]
+
+
+def compile_ab(other_tree, repeats=5, cases=COMPILE_CASES):
+    """Cold first fits of another checkout and of this one, interleaved.
+
+    Each repeat runs every case once for each tree, alternately, so that the
+    machine's drift hits both alike. Returns ``{case: {"other": [...], "this":
+    [...]}}`` in seconds.
+    """
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    times = {case: {"other": [], "this": []} for case in cases}
+    for _ in range(repeats):
+        for case in cases:
+            for label, tree in (("other", other_tree), ("this", here)):
+                with tempfile.TemporaryDirectory() as cache_dir:
+                    times[case][label].append(_first_fit(case, cache_dir, tree))
+    return times
+
+
 def compile_table(records):
     """Markdown table of :func:`compile_times` records."""
     lines = ["| format | dtype | solver | rows | first fit, empty cache (s) | "
@@ -144,6 +172,14 @@ def main(argv):
             with open(argv[2], "w") as f:
                 json.dump(records, f, indent=1)
         print(json.dumps(records))
+    elif argv[0] == "compile-ab":
+        # compile-ab OTHER_TREE [repeats]: interleaved cold first fits
+        times = compile_ab(argv[1], int(argv[2]) if len(argv) > 2 else 5)
+        print(f"| format | dtype | solver | rows | {argv[1]} (s) | this tree (s) |")
+        print("|---|---|---|---|---:|---:|")
+        for case, t in times.items():
+            print("| " + " | ".join(map(str, case)) + f" | "
+                  f"{np.median(t['other']):.2f} | {np.median(t['this']):.2f} |")
     else:
         raise SystemExit(f"unknown measurement {argv[0]!r}")
 

@@ -335,12 +335,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         return sample_weight * class_weight[y_codes]
 
     @staticmethod
-    def _check_weight_per_class(y_codes, sample_weight, classes, where=""):
+    def _check_weight_per_class(y_codes, sample_weight, classes):
         weight_per_class = np.bincount(y_codes, weights=sample_weight,
                                        minlength=len(classes))
         if np.count_nonzero(weight_per_class) < 2:
             raise ValueError(
-                f"The sample weights (times class weights){where} leave positive "
+                "The sample weights (times class weights) leave positive "
                 f"weight on fewer than 2 classes (weight per class: "
                 f"{weight_per_class}); fitting needs samples of at least 2 classes."
             )
