@@ -83,13 +83,16 @@ def main(argv=None):
         for peer in (LogReg("lbfgs"), SkSoftmax("lbfgs")):
             row = dict(profile_fit(peer, X, y, args.max_iter), dataset=spec["name"])
             rows.append(row)
-            print(f"| {spec['name']} | {row['peer']} | {row['n_iter']} | "
-                  f"{row['evaluations']} | {row['total_s']:.2f} | "
-                  f"{row['loss_gradient_s']:.2f} "
-                  f"({1e3 * row['loss_gradient_s'] / max(row['evaluations'], 1):.0f}) | "
-                  f"{row['lbfgsb_s']:.2f} "
-                  f"({1e3 * row['lbfgsb_s'] / max(row['n_iter'], 1):.0f}) | "
-                  f"{row['other_s']:.2f} |", flush=True)
+            print(
+                f"| {spec['name']} | {row['peer']} | {row['n_iter']} | "
+                f"{row['evaluations']} | {row['total_s']:.2f} | "
+                f"{row['loss_gradient_s']:.2f} "
+                f"({1e3 * row['loss_gradient_s'] / max(row['evaluations'], 1):.0f}) | "
+                f"{row['lbfgsb_s']:.2f} "
+                f"({1e3 * row['lbfgsb_s'] / max(row['n_iter'], 1):.0f}) | "
+                f"{row['other_s']:.2f} |",
+                flush=True,
+            )
         for threads in (1, None):
             with threadpool_limits(threads):
                 s = products_time(X, k, repeats=5)

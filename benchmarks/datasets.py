@@ -61,7 +61,9 @@ def _sparse_text(spec):
     X.sum_duplicates()
     # tf-idf-like scaling: rows to unit norm
     norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
-    X = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(spec["dtype"]) @ X)
+    X = sp.csr_matrix(
+        sp.diags(1.0 / np.maximum(norms, 1e-12)).astype(spec["dtype"]) @ X
+    )
     W = rng.standard_normal((d, k)).astype(np.float32) * 4.0
     scores = np.asarray(X @ W) + rng.gumbel(size=(n_total, k))
     y = scores.argmax(axis=1)

@@ -38,7 +38,10 @@ class Peer:
         if self.dense_only and spec["kind"] == "sparse_text":
             return f"{self.name} takes dense input only here"
         k, d = spec.get("k", 0), spec.get("d", 0)
-        if self.max_logits_x_features is not None and k * d > self.max_logits_x_features:
+        if (
+            self.max_logits_x_features is not None
+            and k * d > self.max_logits_x_features
+        ):
             return f"{self.name} is skipped for K*d > {self.max_logits_x_features}"
         return None
 
@@ -155,7 +158,7 @@ class TorchSoftmax:
                                   nesterov=True)
             gen = torch.Generator().manual_seed(0)
             best, stall = np.inf, 0
-            for epoch in range(1, max_iter + 1):
+            for epoch in range(1, max_iter + 1):  # noqa: B007 (read after the loop)
                 total = 0.0
                 for rows in torch.randperm(len(y_t), generator=gen).split(200):
                     opt.zero_grad()

@@ -27,7 +27,7 @@ def plot_fit_time_vs_n(results, path):
     fig, ax = plt.subplots(figsize=(7, 5))
     for peer in sorted({r["peer"] for r in runs}):
         pts = sorted((r["n_train"], r["fit_s"]) for r in runs if r["peer"] == peer)
-        ax.plot(*zip(*pts), marker="o", label=peer)
+        ax.plot(*zip(*pts, strict=False), marker="o", label=peer)
     ax.set(xscale="log", yscale="log", xlabel="training rows n",
            ylabel="fit time, s (median)",
            title="Fit time against n (dense float32, d=100, K=10)")
@@ -79,8 +79,11 @@ def plot_speedup(results, path):
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks([i + height for i in range(len(rows))])
     ax.set_yticklabels([d for d, _ in rows], fontsize=8)
-    ax.set(xscale="log", xlabel="speed-up over LogisticRegression(lbfgs) (fit time ratio)",
-           title="Speed-up per data set (higher is faster)")
+    ax.set(
+        xscale="log",
+        xlabel="speed-up over LogisticRegression(lbfgs) (fit time ratio)",
+        title="Speed-up per data set (higher is faster)",
+    )
     _save(fig, ax, path)
     return True
 

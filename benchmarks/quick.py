@@ -36,7 +36,9 @@ from sksoftmax import SoftmaxRegressionClassifier
 def models(alpha, n_samples):
     """(label, unfitted model, BLAS thread limit or None for the default)."""
     for blas_threads in (None, 1):
-        label = "LogisticRegression(lbfgs)" + (", 1 BLAS thread" if blas_threads else "")
+        label = "LogisticRegression(lbfgs)" + (
+            ", 1 BLAS thread" if blas_threads else ""
+        )
         yield label, LogisticRegression(C=1.0 / (alpha * n_samples),
                                         max_iter=10000), blas_threads
     for solver in ("lbfgs", "sgd", "adam"):

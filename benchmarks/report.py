@@ -29,10 +29,12 @@ def _mib(n_bytes):
 
 
 def results_table(records):
-    lines = ["| data set | model | fit s (median) | vs LR(lbfgs) | first fit s | "
-             "iterations | objective | test acc | test log-loss | peak mem above X, MiB "
-             "(% of X) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| data set | model | fit s (median) | vs LR(lbfgs) | first fit s | "
+        "iterations | objective | test acc | test log-loss | peak mem above X, MiB "
+        "(% of X) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in records:
         if r.get("status") != "ok":
             lines.append(f"| {r['dataset']} | {r['peer']} | {r['status']}: "
@@ -66,10 +68,13 @@ def targets(results):
     if lr and ours:
         same = ours["objective"] <= lr["objective"] * (1 + 1e-6)
         ratio = lr["fit_s"] / ours["fit_s"]
-        add("dense f32 200k x 100, K=10: lbfgs (full default fit) vs LR(lbfgs), "
+        add(
+            "dense f32 200k x 100, K=10: lbfgs (full default fit) vs LR(lbfgs), "
             "objective within 1e-6",
-            f"{ratio:.2f}x (objective {ours['objective']:.8f} vs {lr['objective']:.8f})",
-            same and ratio >= 5)
+            f"{ratio:.2f}x (objective {ours['objective']:.8f} vs "
+            f"{lr['objective']:.8f})",
+            same and ratio >= 5,
+        )
         hit = _first(curves.get("sksoftmax(lbfgs)", []),
                      lambda p: p["objective"] <= lr["objective"] * (1 + 1e-6))
         if hit:
@@ -80,15 +85,23 @@ def targets(results):
     if lr and sgd:
         gap = 100 * (lr["test_accuracy"] - sgd["test_accuracy"])
         ratio = lr["fit_s"] / sgd["fit_s"]
-        add("same data: sgd, full default fit, vs LR(lbfgs); accuracy within 0.3 points",
+        add(
+            "same data: sgd, full default fit, vs LR(lbfgs); "
+            "accuracy within 0.3 points",
             f"{ratio:.2f}x, accuracy {100 * sgd['test_accuracy']:.2f} vs "
-            f"{100 * lr['test_accuracy']:.2f}", gap <= 0.3 and ratio >= 10)
+            f"{100 * lr['test_accuracy']:.2f}",
+            gap <= 0.3 and ratio >= 10,
+        )
         hit = _first(curves.get("sksoftmax(sgd)", []),
                      lambda p: p["test_accuracy"] >= lr["test_accuracy"] - 0.003)
         if hit:
-            add("same: time for sgd (defaults) to reach LR(lbfgs)'s test accuracy - 0.3",
+            add(
+                "same: time for sgd (defaults) to reach LR(lbfgs)'s "
+                "test accuracy - 0.3",
                 f"{lr['fit_s'] / hit['time_s']:.2f}x ({hit['time_s']:.3f}s, "
-                f"{hit['max_iter']} epoch(s))", lr["fit_s"] / hit["time_s"] >= 10)
+                f"{hit['max_iter']} epoch(s))",
+                lr["fit_s"] / hit["time_s"] >= 10,
+            )
     if head in results.get("passes", {}):
         p = results["passes"][head]
         add("one loss-and-gradient pass vs numpy X @ W.T + G.T @ X",
@@ -118,7 +131,7 @@ def targets(results):
         # pair of sizes; the intercept is the work that does not depend on n
         # (the L-BFGS update on K*d parameters).
         slopes = [(b["fit_s"] - a["fit_s"]) / (b["n_train"] - a["n_train"])
-                  for a, b in zip(wide, wide[1:])]
+                  for a, b in zip(wide, wide[1:], strict=False)]
         spread = max(slopes) / min(slopes) if min(slopes) > 0 else float("inf")
         intercept = wide[0]["fit_s"] - slopes[0] * wide[0]["n_train"]
         add("K = d = 1000: time linear in n (marginal time per row the same "
@@ -153,10 +166,16 @@ def write_markdown(results, path):
         parts += ["## Compile time (first fit, each in a fresh process)", "",
                   compile_table(results["compile"]), ""]
     elif "compile" in results:  # runs recorded before the per-case measurement
-        parts += ["## Compile time (first fit on a tiny problem, fresh process)", "",
-                  "| first fit of | empty cache, s | warm cache, s |", "|---|---:|---:|"]
+        parts += [
+            "## Compile time (first fit on a tiny problem, fresh process)",
+            "",
+            "| first fit of | empty cache, s | warm cache, s |",
+            "|---|---:|---:|",
+        ]
         for key, cold in results["compile"]["cold"].items():
-            parts.append(f"| {key} | {cold:.2f} | {results['compile']['warm'][key]:.2f} |")
+            parts.append(
+                f"| {key} | {cold:.2f} | {results['compile']['warm'][key]:.2f} |"
+            )
         parts.append("")
     parts += ["## All runs", "", results_table(results["records"]), ""]
     if results.get("scaling"):
@@ -166,7 +185,11 @@ def write_markdown(results, path):
         parts += ["## K = 1000, d = 1000 (sksoftmax lbfgs, 10 iterations)", "",
                   "| n | fit s | peak mem above X, MiB |", "|---:|---:|---:|"]
         for w in results["wide"]:
-            mem = _mib(w["peak_above_input_bytes"]) if "peak_above_input_bytes" in w else ""
+            mem = (
+                _mib(w["peak_above_input_bytes"])
+                if "peak_above_input_bytes" in w
+                else ""
+            )
             parts.append(f"| {w['n_train']} | {w['fit_s']:.3f} | {mem} |")
         parts.append("")
     with open(path, "w") as f:

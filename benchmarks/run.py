@@ -104,7 +104,9 @@ def run_peer(peer, spec, data, repeats, memory):
 
 
 def convergence_curve(peer, data, max_seconds=60.0):
-    """Objective and test accuracy against wall time: fits with max_iter = 1, 2, 3, 5, 8, ...
+    """Objective and test accuracy against wall time.
+
+    Fits with max_iter = 1, 2, 3, 5, 8, ...
 
     Every point is a separate fit with defaults but ``max_iter``; the sweep
     ends when a fit stops before its ``max_iter`` (it converged) or takes
@@ -169,12 +171,19 @@ def time_one_pass(data, repeats=9):
 def environment():
     blas = [{k: lib.get(k) for k in ("internal_api", "num_threads", "version")}
             for lib in threadpool_info()]
-    return {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version(),
-            "machine": platform.machine(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
-            "sksoftmax": sksoftmax.__version__,
-            "numba": __import__("numba").__version__, "blas": blas}
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "sksoftmax": sksoftmax.__version__,
+        "numba": __import__("numba").__version__,
+        "blas": blas,
+    }
 
 
 def main(argv=None):
@@ -217,9 +226,11 @@ def main(argv=None):
 
     def log(record):
         if record["status"] == "ok":
-            print(f"{record['dataset']:<34} {record['peer']:<34} {record['fit_s']:9.3f}s "
-                  f"obj {record['objective']:.6f} acc {record['test_accuracy']:.4f}",
-                  flush=True)
+            print(
+                f"{record['dataset']:<34} {record['peer']:<34} {record['fit_s']:9.3f}s "
+                f"obj {record['objective']:.6f} acc {record['test_accuracy']:.4f}",
+                flush=True,
+            )
         else:
             print(f"{record['dataset']:<34} {record['peer']:<34} {record['status']}: "
                   f"{record['reason']}", flush=True)
@@ -260,9 +271,13 @@ def main(argv=None):
         if args.only and args.only not in spec["name"]:
             continue
         data = datasets.load(spec)
-        elapsed, _ = fit_timed(wide_peer.make(ALPHA, len(data[2]), max_iter=10), *data[::2])
-        times = [fit_timed(wide_peer.make(ALPHA, len(data[2]), max_iter=10), *data[::2])[0]
-                 for _ in range(args.repeats)]
+        elapsed, _ = fit_timed(
+            wide_peer.make(ALPHA, len(data[2]), max_iter=10), *data[::2]
+        )
+        times = [
+            fit_timed(wide_peer.make(ALPHA, len(data[2]), max_iter=10), *data[::2])[0]
+            for _ in range(args.repeats)
+        ]
         record = {"dataset": spec["name"], "n_train": len(data[2]), "max_iter": 10,
                   "first_fit_s": elapsed, "fit_s": float(np.median(times)),
                   "input_bytes": datasets.nbytes(data[0])}
@@ -270,8 +285,11 @@ def main(argv=None):
             record.update(measure.run_child("memory", json.dumps(spec), wide_peer.name,
                                             str(ALPHA), "10"))
         results["wide"].append(record)
-        print(f"{spec['name']:<34} sksoftmax(lbfgs, 10 iterations) {record['fit_s']:.3f}s",
-              flush=True)
+        print(
+            f"{spec['name']:<34} sksoftmax(lbfgs, 10 iterations) "
+            f"{record['fit_s']:.3f}s",
+            flush=True,
+        )
         save()
         del data
     save()

@@ -440,13 +440,19 @@ def test_non_finite_input_is_rejected(bad):
         SoftmaxRegressionClassifier().fit(X_bad, y)
     w = np.ones(len(y))
     w[0] = bad
-    with pytest.raises(ValueError, match="sample_weight.*(NaN|infinity)|(NaN|infinity).*sample_weight|Input contains"):
+    with pytest.raises(
+        ValueError,
+        match="sample_weight.*(NaN|infinity)|(NaN|infinity).*sample_weight"
+        "|Input contains",
+    ):
         SoftmaxRegressionClassifier().fit(X, y, sample_weight=w)
 
 
 def test_bad_targets_and_weights():
     X, y = scaled("iris")
-    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+    with pytest.raises(
+        ValueError, match="Negative values in data passed to `sample_weight`"
+    ):
         SoftmaxRegressionClassifier().fit(X, y, sample_weight=-np.ones(len(y)))
     with pytest.raises(ValueError, match="only one class: 0"):
         SoftmaxRegressionClassifier().fit(X, np.zeros(len(y), dtype=int))
@@ -463,7 +469,10 @@ def test_prediction_errors():
     with pytest.raises(NotFittedError):
         SoftmaxRegressionClassifier().predict(np.ones((2, 4)))
     clf, X, _ = fitted()
-    with pytest.raises(ValueError, match="X has 3 features, but SoftmaxRegressionClassifier is expecting 4"):
+    with pytest.raises(
+        ValueError,
+        match="X has 3 features, but SoftmaxRegressionClassifier is expecting 4",
+    ):
         clf.predict(X[:, :3])
 
 
@@ -488,8 +497,10 @@ def test_invalid_parameters(params, match):
 
 
 def test_cuda_device_without_gpu_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr("sksoftmax._cuda.gpu_status",
-                        lambda: (False, "no usable NVIDIA GPU or CUDA driver was found"))
+    monkeypatch.setattr(
+        "sksoftmax._cuda.gpu_status",
+        lambda: (False, "no usable NVIDIA GPU or CUDA driver was found"),
+    )
     X, y = scaled("iris")
     with pytest.raises(ValueError, match="device='cuda' needs a usable NVIDIA GPU"):
         SoftmaxRegressionClassifier(device="cuda").fit(X, y)
@@ -522,9 +533,15 @@ def test_partial_fit_errors():
 def test_pipeline_and_grid_search():
     X, y = load_digits(return_X_y=True)
     pipe = make_pipeline(StandardScaler(), SoftmaxRegressionClassifier())
-    grid = GridSearchCV(pipe, {"softmaxregressionclassifier__alpha": [1e-4, 1e-2],
-                               "softmaxregressionclassifier__solver": ["lbfgs", "adam"]},
-                        cv=3, n_jobs=2)
+    grid = GridSearchCV(
+        pipe,
+        {
+            "softmaxregressionclassifier__alpha": [1e-4, 1e-2],
+            "softmaxregressionclassifier__solver": ["lbfgs", "adam"],
+        },
+        cv=3,
+        n_jobs=2,
+    )
     grid.fit(X, y)
     assert grid.best_score_ > 0.9
     assert set(grid.best_params_) == {"softmaxregressionclassifier__alpha",

@@ -185,7 +185,7 @@ def test_kernel_does_not_modify_inputs():
         loss_gradient_sums(X, y, sw, coef_t, intercept, 0.1, False)
         loss_gradient_sums(X, y, sw, coef_t, intercept, 0.1, False,
                            rows=np.arange(40, dtype=np.intp))
-        for before, after in zip(copies, (data, y, sw, coef_t, intercept)):
+        for before, after in zip(copies, (data, y, sw, coef_t, intercept), strict=True):
             np.testing.assert_array_equal(before, after)
 
 
@@ -208,7 +208,9 @@ def _exp_in_place(a):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_vectorised_exp_is_accurate_and_clamps_only_the_underflow(dtype):
-    x = -np.concatenate([np.geomspace(1e-8, 87, 5000), [0.0, 87.0, 88.0, 200.0, np.inf]])
+    x = -np.concatenate(
+        [np.geomspace(1e-8, 87, 5000), [0.0, 87.0, 88.0, 200.0, np.inf]]
+    )
     a = x.astype(dtype)
     _exp_in_place(a)
     ref = np.exp(x.astype(dtype).astype(np.float64))
@@ -222,7 +224,10 @@ def test_vectorised_exp_is_accurate_and_clamps_only_the_underflow(dtype):
 
 
 def test_import_compiles_nothing():
-    code = ("import sksoftmax, numba; from sksoftmax import _kernels as k; "
-            "d = [v for v in vars(k).values() if isinstance(v, numba.core.registry.CPUDispatcher)]; "
-            "assert d and all(not f.signatures for f in d), [f for f in d if f.signatures]")
+    code = (
+        "import sksoftmax, numba; from sksoftmax import _kernels as k; "
+        "d = [v for v in vars(k).values() "
+        "if isinstance(v, numba.core.registry.CPUDispatcher)]; "
+        "assert d and all(not f.signatures for f in d), [f for f in d if f.signatures]"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

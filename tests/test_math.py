@@ -10,7 +10,13 @@ from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit
 
-from sksoftmax import cross_entropy, log_softmax, one_hot, softmax, softmax_cross_entropy
+from sksoftmax import (
+    cross_entropy,
+    log_softmax,
+    one_hot,
+    softmax,
+    softmax_cross_entropy,
+)
 
 Z = np.array([2.1, 0.8, -0.5])
 
@@ -125,8 +131,12 @@ def test_log_softmax_stays_finite_where_log_of_softmax_does_not():
 def test_log_softmax_matches_log_of_softmax():
     rng = np.random.RandomState(1)
     z = rng.randn(6, 4) * 3
-    assert_allclose(log_softmax(z, temperature=0.7), np.log(softmax(z, temperature=0.7)),
-                    rtol=1e-12, atol=1e-15)
+    assert_allclose(
+        log_softmax(z, temperature=0.7),
+        np.log(softmax(z, temperature=0.7)),
+        rtol=1e-12,
+        atol=1e-15,
+    )
 
 
 # ----------------------------------------------------------------- one_hot
@@ -238,7 +248,9 @@ def test_softmax_cross_entropy_gradient_matches_central_differences(temperature,
     for idx in np.ndindex(Zm.shape):
         e = np.zeros_like(Zm)
         e[idx] = h
-        up, _ = softmax_cross_entropy(Y, Zm + e, temperature=temperature, reduction="sum")
+        up, _ = softmax_cross_entropy(
+            Y, Zm + e, temperature=temperature, reduction="sum"
+        )
         down, _ = softmax_cross_entropy(Y, Zm - e, temperature=temperature,
                                         reduction="sum")
         numeric[idx] = (up - down) / (2 * h)
@@ -291,7 +303,7 @@ def test_softmax_properties(z):
     assert np.all(np.isfinite(p)) and np.all(p >= 0) and np.all(p <= 1)
     assert_allclose(p.sum(axis=1), 1.0, atol=tol)
     # the largest logit gets the largest probability, and order is kept
-    for row_z, row_p in zip(z, p):
+    for row_z, row_p in zip(z, p, strict=True):
         order = np.argsort(row_z, kind="stable")
         assert np.all(np.diff(row_p[order]) >= 0)
         assert row_p[np.argmax(row_z)] == row_p.max()
@@ -322,4 +334,6 @@ def test_softmax_cross_entropy_properties(z, data):
     assert np.all(dZ[np.arange(len(y)), y] <= 0)
     # loss equals -log_softmax at the label, in float64 for the comparison
     ref = -log_softmax(z.astype(np.float64), axis=1)[np.arange(len(y)), y]
-    assert_allclose(loss.astype(np.float64), ref, rtol=1e-5, atol=1e-5 * (1 + ref.max()))
+    assert_allclose(
+        loss.astype(np.float64), ref, rtol=1e-5, atol=1e-5 * (1 + ref.max())
+    )

@@ -1,4 +1,5 @@
-"""The parameter-level objective: values from the math, gradients by finite differences."""
+"""The parameter-level objective: values from the math, gradients by finite
+differences."""
 
 import numpy as np
 import pytest
