@@ -121,6 +121,39 @@ def test_blas_limit_is_reference_counted_and_restored():
     assert blas_threads() == before
 
 
+def test_a_child_forked_during_a_fit_gets_its_blas_threads_back():
+    # A fit in another thread holds BLAS at one thread when the fork happens;
+    # that fit does not continue in the child, so neither may its limit.
+    out = run_python("""
+        import multiprocessing, threading
+        from threadpoolctl import threadpool_info
+        from sksoftmax._parallel import blas_single_threaded
+
+        def blas():
+            return sorted(i["num_threads"] for i in threadpool_info()
+                          if i["user_api"] == "blas")
+
+        before = blas()
+        entered, release = threading.Event(), threading.Event()
+
+        def fit_in_thread():
+            with blas_single_threaded():
+                entered.set()
+                release.wait()
+
+        t = threading.Thread(target=fit_in_thread)
+        t.start()
+        entered.wait()
+        assert all(n == 1 for n in blas())
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            child = pool.apply(blas)
+        release.set()
+        t.join()
+        print(before == child, before == blas())
+    """)
+    assert out.split() == ["True", "True"]
+
+
 def test_no_numba_threading_layer_is_used():
     # Under the workqueue layer (Numba's fallback) concurrent parallel
     # kernels abort the process; no kernel of ours uses Numba's layers.
