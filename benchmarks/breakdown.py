@@ -28,6 +28,8 @@ from benchmarks.run import ALPHA, products_time
 SETS = {
     "blobs": datasets.blobs(200_000, 100, 10, "float32"),
     "text": datasets.sparse_text(200_000, 100_000, 20),
+    "text-flat": datasets.sparse_text(200_000, 100_000, 20, vocabulary="flat"),
+    "text-zipf": datasets.sparse_text(200_000, 100_000, 20, vocabulary="zipf"),
 }
 # (file fragment, function name) of each model's loss-and-gradient
 LOSS_FUNCTIONS = [("sksoftmax/_objective.py", "loss_gradient"),

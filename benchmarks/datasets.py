@@ -25,10 +25,26 @@ def blobs(n, d, k, dtype="float32", seed=0):
             "k": k, "dtype": dtype, "seed": seed}
 
 
-def sparse_text(n, d, k, nnz_per_row=50, dtype="float32", seed=0):
-    """CSR bag-of-words-like data: Zipf-distributed columns, planted linear labels."""
-    return {"kind": "sparse_text", "name": f"text_n{n}_d{d}_k{k}_{dtype}", "n": n,
-            "d": d, "k": k, "nnz_per_row": nnz_per_row, "dtype": dtype, "seed": seed}
+# Term frequencies by rank r = 0, 1, ...: "flat" (every term equally frequent),
+# "zipf" (proportional to 1 / (r + 1)), and the first sets' skewed law (the
+# default, so that recorded results keep their names).
+VOCABULARIES = {
+    "skewed": lambda r: 1.0 / (r + 10.0) ** 1.1,
+    "zipf": lambda r: 1.0 / (r + 1.0),
+    "flat": lambda r: np.ones_like(r),
+}
+
+
+def sparse_text(n, d, k, nnz_per_row=50, dtype="float32", seed=0,
+                vocabulary="skewed"):
+    """CSR bag-of-words-like data, rows l2-normalised, planted linear labels.
+
+    ``vocabulary`` is the law of the columns' frequencies (:data:`VOCABULARIES`).
+    """
+    prefix = "text" if vocabulary == "skewed" else f"text-{vocabulary}"
+    return {"kind": "sparse_text", "name": f"{prefix}_n{n}_d{d}_k{k}_{dtype}", "n": n,
+            "d": d, "k": k, "nnz_per_row": nnz_per_row, "dtype": dtype, "seed": seed,
+            "vocabulary": vocabulary}
 
 
 def _test_size(n):
@@ -52,7 +68,7 @@ def _sparse_text(spec):
     rng = np.random.default_rng(spec["seed"])
     n, d, k, nnz = spec["n"], spec["d"], spec["k"], spec["nnz_per_row"]
     n_total = n + _test_size(n)
-    col_p = 1.0 / (np.arange(d) + 10.0) ** 1.1
+    col_p = VOCABULARIES[spec.get("vocabulary", "skewed")](np.arange(d, dtype=float))
     col_p /= col_p.sum()
     indices = rng.choice(d, size=n_total * nnz, p=col_p).astype(np.int32)
     data = (1.0 + rng.exponential(1.0, size=n_total * nnz)).astype(spec["dtype"])
