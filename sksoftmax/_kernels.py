@@ -549,8 +549,8 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
         if not finite:
             return total, total_weight, step, True
         rate = _steps.learning_rate(schedule, step, eta0, eta, alpha, power_t)
-        _steps.step(moments, params, grad, step, rate, momentum, nesterov, beta_1,
-                    beta_2, epsilon, n_coef, l1, shift, threshold)
+        _steps.take_step(moments, params, grad, step, rate, momentum, nesterov,
+                         beta_1, beta_2, epsilon, n_coef, l1, shift, threshold)
         step += 1
         total += loss * weight
         total_weight += weight

@@ -92,8 +92,8 @@ def adam_step(params, grad, m, v, step, eta, beta_1, beta_2, epsilon, n_coef, l1
         soft_threshold(params, n_coef, threshold, True, shift)
 
 
-def step(moments, params, grad, step, eta, momentum, nesterov, beta_1, beta_2,
-         epsilon, n_coef, l1, shift, threshold):
+def take_step(moments, params, grad, step, eta, momentum, nesterov, beta_1,
+              beta_2, epsilon, n_coef, l1, shift, threshold):
     """One update by the rule that ``moments`` belongs to (inside compiled code).
 
     ``moments`` is ``(velocity,)`` for SGD and ``(m, v)`` for Adam: the rule is
@@ -101,7 +101,7 @@ def step(moments, params, grad, step, eta, momentum, nesterov, beta_1, beta_2,
     """
 
 
-@overload(step)
+@overload(take_step)
 def _step_impl(moments, params, grad, step, eta, momentum, nesterov, beta_1, beta_2,
                epsilon, n_coef, l1, shift, threshold):
     if len(moments.types) == 1:
