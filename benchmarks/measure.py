@@ -94,12 +94,8 @@ def compile_times(repeats=3, cases=COMPILE_CASES):
         cold, warm, imports = [], [], []
         for _ in range(repeats):
             with tempfile.TemporaryDirectory() as cache_dir:
-                env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
                 for times in (cold, warm):
-                    proc = subprocess.run(
-                        [sys.executable, "-c", _COMPILE_SCRIPT, fmt, dtype, solver,
-                         str(n)], env=env, check=True, capture_output=True, text=True)
-                    out = json.loads(proc.stdout.strip().splitlines()[-1])
+                    out = _first_fit((fmt, dtype, solver, n), cache_dir)
                     times.append(out["fit"])
                     imports.append(out["import"])
         records.append({"format": fmt, "dtype": dtype, "solver": solver, "rows": n,
@@ -111,12 +107,13 @@ def compile_times(repeats=3, cases=COMPILE_CASES):
 
 
 def _first_fit(case, cache_dir, pythonpath=None):
+    """``{"import": s, "fit": s}`` of one case, in a new process on ``cache_dir``."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     proc = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT, *map(str, case)],
                           env=env, check=True, capture_output=True, text=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])["fit"]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def compile_ab(other_tree, repeats=5, cases=COMPILE_CASES):
@@ -132,7 +129,8 @@ def compile_ab(other_tree, repeats=5, cases=COMPILE_CASES):
         for case in cases:
             for label, tree in (("other", other_tree), ("this", here)):
                 with tempfile.TemporaryDirectory() as cache_dir:
-                    times[case][label].append(_first_fit(case, cache_dir, tree))
+                    times[case][label].append(
+                        _first_fit(case, cache_dir, tree)["fit"])
     return times
 
 
