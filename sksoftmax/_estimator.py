@@ -458,6 +458,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             params, n_iter, loss_curve, failure = lbfgs(
                 objective.loss_gradient, params, max_iter=self.max_iter,
                 tol=self.tol, verbose=self.verbose,
+                n_threads=effective_n_threads(self.n_jobs),
             )
         except DivergenceError:
             raise self._divergence_error("an L-BFGS iteration") from None

@@ -44,7 +44,9 @@ def precompile(solvers=SOLVERS, dtypes=DTYPES, formats=FORMATS, verbose=False):
     Returns
     -------
     seconds : dict
-        ``{(format, dtype, solver): seconds}`` for each fit.
+        ``{(format, dtype, solver): seconds}`` for each fit, plus
+        ``("any", "float64", "lbfgs-compact")`` for the L-BFGS that large
+        models use when ``"lbfgs"`` is asked for.
 
     Examples
     --------
@@ -52,9 +54,10 @@ def precompile(solvers=SOLVERS, dtypes=DTYPES, formats=FORMATS, verbose=False):
     >>> seconds = precompile(solvers=["lbfgs"], dtypes=["float64"],
     ...                      formats=["dense"])
     >>> list(seconds)
-    [('dense', 'float64', 'lbfgs')]
+    [('dense', 'float64', 'lbfgs'), ('any', 'float64', 'lbfgs-compact')]
     """
     from sksoftmax import SoftmaxRegressionClassifier
+    from sksoftmax._lbfgs import compact_lbfgs
 
     rng = np.random.RandomState(0)
     X = rng.randn(60, 4)
@@ -74,6 +77,15 @@ def precompile(solvers=SOLVERS, dtypes=DTYPES, formats=FORMATS, verbose=False):
                 if verbose:
                     print(f"{fmt:5s} {dtype:7s} {solver:5s} "
                           f"{seconds[fmt, dtype, solver]:6.2f} s", flush=True)
+    if "lbfgs" in solvers:
+        # the L-BFGS of large models (float64 whatever the data)
+        start = time.perf_counter()
+        center = np.arange(4.0)
+        compact_lbfgs(lambda p: (0.5 * float((p - center) @ (p - center)), p - center),
+                      np.zeros(4), max_iter=3, tol=1e-12, ftol=0.0)
+        seconds["any", "float64", "lbfgs-compact"] = time.perf_counter() - start
+        if verbose:
+            print(f"L-BFGS of large models {time.perf_counter() - start:6.2f} s")
     return seconds
 
 

@@ -29,6 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import sksoftmax._estimator as estimator_module
+import sksoftmax._solvers as solvers_module
 from sksoftmax import SoftmaxRegressionClassifier, one_hot, softmax_cross_entropy
 
 LOADERS = {"iris": load_iris, "wine": load_wine, "digits": load_digits,
@@ -61,7 +62,12 @@ def digits_split():
 @pytest.mark.parametrize("name", ["iris", "wine", "digits", "breast_cancer"])
 @pytest.mark.parametrize("binary", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_lbfgs_matches_logistic_regression(name, binary, weighted):
+@pytest.mark.parametrize("compact", [False, True], ids=["scipy", "compact"])
+def test_lbfgs_matches_logistic_regression(name, binary, weighted, compact,
+                                           monkeypatch):
+    # both L-BFGS implementations (the compact one is the default for
+    # large models only)
+    monkeypatch.setattr(solvers_module, "COMPACT_MIN_PARAMS", 0 if compact else 2**62)
     X, y = scaled(name)
     if binary:
         y = (y == 0).astype(int)

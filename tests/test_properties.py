@@ -109,7 +109,9 @@ def test_lbfgs_matches_logistic_regression_on_any_input(problem):
                      ref.classes_)
     if not warned:  # converged by max|grad| <= tol: LR's optimum
         assert ours <= best * (1 + 1e-5) + 1e-8
-        atol = 1e-5 if X.dtype == np.float64 else 1e-3
+        # max|grad| <= tol = 1e-6 with alpha >= 1e-2 leaves the coefficients
+        # up to ~sqrt(n_params) * tol / alpha ~ 1e-4 from the optimum
+        atol = 1e-4 if X.dtype == np.float64 else 1e-3
         assert_allclose(proba, ref.predict_proba(X64), atol=atol)
     else:  # only float32 may stall short of tol on these well-scaled data
         assert X.dtype == np.float32, warned[0].message

@@ -3,12 +3,17 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy.special import expit
 
 from sksoftmax import _steps
+from sksoftmax._lbfgs import CompactHistory, compact_lbfgs
+from sksoftmax._parallel import chunk_map
 from sksoftmax._solvers import DivergenceError, MinibatchSolver, lbfgs
 
 CENTER = np.array([1.0, -2.0, 3.0])
 SCALES = np.array([1.0, 10.0, 100.0])
+# both L-BFGS implementations: scipy's L-BFGS-B and the compact one
+COMPACT = pytest.mark.parametrize("compact", [False, True], ids=["scipy", "compact"])
 
 
 def quadratic(params, rows=None):
@@ -25,22 +30,26 @@ def make_solver(solver="sgd", **kw):
     return MinibatchSolver(solver, **params)
 
 
-def test_lbfgs_finds_the_minimum():
+@COMPACT
+def test_lbfgs_finds_the_minimum(compact):
     params, n_iter, curve, failure = lbfgs(quadratic, np.zeros(3), max_iter=100,
-                                           tol=1e-10)
+                                           tol=1e-10, compact=compact)
     assert failure is None
     assert_allclose(params, CENTER, rtol=1e-9)
     assert len(curve) == n_iter and np.all(np.diff(curve) <= 0)
 
 
-def test_lbfgs_reports_max_iter():
-    _, n_iter, _, failure = lbfgs(quadratic, np.zeros(3), max_iter=1, tol=1e-12)
+@COMPACT
+def test_lbfgs_reports_max_iter(compact):
+    _, n_iter, _, failure = lbfgs(quadratic, np.zeros(3), max_iter=1, tol=1e-12,
+                                  compact=compact)
     assert n_iter == 1
     assert failure.startswith("max_iter=1 iterations were reached; the largest "
                               "absolute gradient entry is ")
 
 
-def test_lbfgs_reports_a_stalled_objective_by_the_gradient_rule():
+@COMPACT
+def test_lbfgs_reports_a_stalled_objective_by_the_gradient_rule(compact):
     # f = 1 + quadratic: around the minimum f no longer changes in float64 long
     # before the gradient is 1e-14, so scipy stops on its f rule, which is not
     # convergence by ours
@@ -48,7 +57,8 @@ def test_lbfgs_reports_a_stalled_objective_by_the_gradient_rule():
         loss, grad = quadratic(params)
         return 1.0 + loss, grad
 
-    params, _, _, failure = lbfgs(shifted, np.zeros(3), max_iter=1000, tol=1e-14)
+    params, _, _, failure = lbfgs(shifted, np.zeros(3), max_iter=1000, tol=1e-14,
+                                  compact=compact)
     assert_allclose(params, CENTER, rtol=1e-6)
     assert failure.startswith("the objective stopped decreasing")
     grad_max = float(failure.split("entry is ")[1].split(" >")[0])
@@ -56,14 +66,15 @@ def test_lbfgs_reports_a_stalled_objective_by_the_gradient_rule():
     assert grad_max > 1e-14
 
 
-def test_lbfgs_reports_a_failed_line_search():
+@COMPACT
+def test_lbfgs_reports_a_failed_line_search(compact):
     # the gradient points the wrong way: no step along -grad decreases f
     def wrong_gradient(params):
         loss, grad = quadratic(params)
         return loss, -grad
 
     params, _, _, failure = lbfgs(wrong_gradient, np.zeros(3), max_iter=100,
-                                  tol=1e-6)
+                                  tol=1e-6, compact=compact)
     # scipy calls this run a success ("RELATIVE REDUCTION OF F"); it made no
     # progress, and the gradient rule says so
     assert_allclose(params, 0.0, atol=1e-12)
@@ -72,12 +83,13 @@ def test_lbfgs_reports_a_failed_line_search():
     assert "the largest absolute gradient entry is 300 > tol=1e-06" in failure
 
 
-def test_lbfgs_non_finite_objective_is_a_divergence_error():
+@COMPACT
+def test_lbfgs_non_finite_objective_is_a_divergence_error(compact):
     def nan_objective(params):
         return np.nan, np.full_like(params, np.nan)
 
     with pytest.raises(DivergenceError, match="non-finite"):
-        lbfgs(nan_objective, np.zeros(3), max_iter=10, tol=1e-6)
+        lbfgs(nan_objective, np.zeros(3), max_iter=10, tol=1e-6, compact=compact)
 
 
 def quadratic_epoch(batches=2):
@@ -170,3 +182,86 @@ def test_minibatch_divergence_names_the_epoch():
         solver.fit(state, constant_epoch([1.0, 1.0, np.inf]),
                    np.arange(2, dtype=np.intp), batch_size=2, rng=None,
                    shuffle=False, max_iter=10, tol=0.0, n_iter_no_change=100)
+
+
+# ---------------------------------------------------- compact L-BFGS update
+def two_loop_direction(pairs, g):
+    """-H g by the textbook two-loop recursion; H0 = (s'y / y'y) I, newest pair."""
+    q = g.copy()
+    alphas = []
+    for s, y in reversed(pairs):
+        a = s @ q / (s @ y)
+        alphas.append(a)
+        q -= a * y
+    s, y = pairs[-1]
+    r = (s @ y) / (y @ y) * q
+    for (s, y), a in zip(pairs, reversed(alphas), strict=True):
+        r += (a - y @ r / (s @ y)) * s
+    return -r
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3])
+def test_compact_direction_is_the_two_loop_recursion(n_chunks):
+    # more pairs than the memory holds, so the ring buffer wraps around
+    rng = np.random.default_rng(0)
+    n, memory, n_pairs = 50, 4, 7
+    A = rng.standard_normal((n, n))
+    A = A @ A.T / n + np.eye(n)  # y = A s gives s'y > 0
+    with chunk_map(n_chunks) as map_chunks:
+        from sksoftmax._lbfgs import VectorOps
+        history = CompactHistory(n, memory, VectorOps(n, map_chunks, n_chunks))
+        g_old = rng.standard_normal(n)
+        pairs = []
+        for _ in range(n_pairs):
+            s = rng.standard_normal(n)
+            g = g_old + A @ s
+            pairs.append((s, A @ s))
+            d = s.copy()
+            history.update_and_direction(1.0, d, g, g_old, store=True)
+            assert_allclose(d, two_loop_direction(pairs[-memory:], g), rtol=1e-10)
+            assert_allclose(g_old, g)  # g_old moved on
+        # a rejected pair leaves the history as it was
+        g_next = g + rng.standard_normal(n)
+        d = rng.standard_normal(n)
+        history.update_and_direction(0.5, d, g_next, g_old, store=False)
+        assert_allclose(d, two_loop_direction(pairs[-memory:], g_next), rtol=1e-10)
+
+
+def softplus_problem(n=60, seed=0):
+    """A smooth, strictly convex f: a quadratic plus softplus terms."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n))
+    H = A.T @ A / n + 0.01 * np.eye(n)
+    b = rng.standard_normal(n)
+
+    def f(x):
+        return (0.5 * x @ H @ x - b @ x + np.sum(np.logaddexp(0.0, x)),
+                H @ x - b + expit(x))
+    return f
+
+
+@pytest.mark.parametrize("n_chunks", [1, 2])
+def test_compact_lbfgs_takes_scipys_path(n_chunks):
+    # same line search, same update, same stopping rules as L-BFGS-B
+    from scipy.optimize import minimize
+
+    f = softplus_problem()
+    ftol = 64 * np.finfo(float).eps
+    with chunk_map(n_chunks) as map_chunks:
+        x, fx, g, n_iter, curve, status = compact_lbfgs(
+            f, np.zeros(60), max_iter=500, tol=1e-5, ftol=ftol,
+            map_chunks=map_chunks, n_chunks=n_chunks)
+    ref = minimize(f, np.zeros(60), jac=True, method="L-BFGS-B",
+                   options={"maxiter": 500, "gtol": 1e-5, "ftol": ftol, "maxls": 50})
+    assert status == "converged" and np.max(np.abs(g)) <= 1e-5
+    assert abs(n_iter - ref.nit) <= 2
+    assert_allclose(x, ref.x, atol=1e-6)
+    assert fx == pytest.approx(ref.fun, rel=1e-12)
+    assert curve[-1] == fx and np.all(np.diff(curve) < 0)
+
+
+def test_compact_lbfgs_does_not_modify_the_start():
+    f = softplus_problem()
+    x0 = np.full(60, 0.5)
+    compact_lbfgs(f, x0, max_iter=5, tol=1e-7, ftol=0.0)
+    assert_allclose(x0, 0.5)

@@ -1,0 +1,340 @@
+"""L-BFGS for many parameters: compact quasi-Newton update, compiled vector passes.
+
+scipy's L-BFGS-B spends O(m n) of interpreted-speed work per iteration on its
+bound-constrained machinery (Cauchy point, subspace minimisation), about 0.1 s
+at 2e6 parameters: as much as a loss-and-gradient pass over sparse text. An
+unconstrained problem needs none of it. This module keeps L-BFGS-B's
+algorithm where it matters for the path taken -- the same Moré-Thuente line
+search (scipy's ``DCSRCH``, with L-BFGS-B's constants), the same curvature
+test for skipping an update, the same ``H0 = (s'y / y'y) I`` scaling, the same
+restart after a failed line search and the same stopping tests -- and computes
+the direction ``d = -H g`` with the compact representation of Byrd, Nocedal
+and Schnabel (1994):
+
+    H g = gamma g + S p_s + Y p_y,
+
+    u = R^-1 (S'g),  p_s = R^-T ((D + gamma Y'Y) u - gamma Y'g),  p_y = -gamma u,
+
+where ``R`` is the upper triangle of ``S'Y`` and ``D`` its diagonal. The
+O(n) work is two compiled passes per iteration: one stores the new pair and
+forms every inner product the small ``2m x 2m`` algebra needs, one forms ``d``.
+The small algebra is numpy on m x m matrices.
+
+Everything works on flat float64 vectors and knows nothing of the data.
+"""
+
+import time
+
+import numpy as np
+from numba import njit
+from scipy.linalg import solve_triangular
+from scipy.optimize._dcsrch import DCSRCH
+
+# L-BFGS-B's line search constants (lnsrlb): sufficient decrease, curvature,
+# relative width of the bracket; and its history length (scipy's maxcor).
+_FTOL, _GTOL, _XTOL = 1e-3, 0.9, 0.1
+_STEP_MAX = 1e10
+MEMORY = 10
+# Elements per block of the vector passes: the block of g and of the new pair
+# stays in L1 while the m rows of S and Y stream through.
+_BLOCK = 2048
+
+
+# Reductions below may be reassociated (vectorised); no other fast-math flag,
+# so NaN and inf propagate as they should.
+_REASSOC = {"reassoc", "contract"}
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _axpy_into(out, x, alpha, d, start, stop):
+    """``out = x + alpha d`` on ``start:stop``."""
+    for j in range(start, stop):
+        out[j] = x[j] + alpha * d[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _dot(a, b, start, stop):
+    total = 0.0
+    for j in range(start, stop):
+        total += a[j] * b[j]
+    return total
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _store_and_project(S, Y, slot, step, d, g, g_old, dots, start, stop):
+    """Store the new pair and form the inner products of the compact update.
+
+    On ``start:stop`` (the caller adds up the ranges): with ``slot >= 0``,
+    ``S[slot] = step * d`` and ``Y[slot] = g - g_old``; then for every row
+    ``i``, ``dots[0, i] = S[i]'g``, ``dots[1, i] = Y[i]'g``,
+    ``dots[2, i] = S[i]'Y[slot]`` and ``dots[3, i] = Y[i]'Y[slot]`` (the last
+    two only with ``slot >= 0``); finally ``g_old = g``. One read of S and
+    Y, in blocks: the blocks of ``g`` and of the new pair stay in L1 while the
+    rows of S and Y stream through.
+    """
+    m = S.shape[0]
+    for r in range(dots.shape[0]):
+        for i in range(m):
+            dots[r, i] = 0.0
+    y_new = Y[max(slot, 0)]
+    for a in range(start, stop, _BLOCK):
+        b = min(a + _BLOCK, stop)
+        if slot >= 0:
+            s_new = S[slot]
+            for j in range(a, b):
+                s_new[j] = step * d[j]
+                y_new[j] = g[j] - g_old[j]
+        for i in range(m):
+            s_i, y_i = S[i], Y[i]
+            sg, yg, sy, yy = 0.0, 0.0, 0.0, 0.0
+            if slot >= 0:
+                for j in range(a, b):
+                    sg += s_i[j] * g[j]
+                    yg += y_i[j] * g[j]
+                    sy += s_i[j] * y_new[j]
+                    yy += y_i[j] * y_new[j]
+            else:
+                for j in range(a, b):
+                    sg += s_i[j] * g[j]
+                    yg += y_i[j] * g[j]
+            dots[0, i] += sg
+            dots[1, i] += yg
+            dots[2, i] += sy
+            dots[3, i] += yy
+        for j in range(a, b):
+            g_old[j] = g[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _direction(S, Y, coef_s, coef_y, gamma, g, d, start, stop):
+    """``d = -(gamma g + S' coef_s + Y' coef_y)`` on ``start:stop``, blocked."""
+    m = S.shape[0]
+    for a in range(start, stop, _BLOCK):
+        b = min(a + _BLOCK, stop)
+        for j in range(a, b):
+            d[j] = -gamma * g[j]
+        for i in range(m):
+            cs, cy = coef_s[i], coef_y[i]
+            if cs == 0.0 and cy == 0.0:
+                continue
+            s_i, y_i = S[i], Y[i]
+            for j in range(a, b):
+                d[j] -= cs * s_i[j] + cy * y_i[j]
+
+
+class VectorOps:
+    """The O(n) operations of an iteration, split over threads by index ranges.
+
+    Parameters
+    ----------
+    n : int
+        Length of the vectors.
+    map_chunks : callable
+        ``map_chunks(func, n_chunks)`` as :func:`sksoftmax._parallel.chunk_map`
+        yields. Partial results are added in chunk order, so the result does
+        not depend on which thread ran what.
+    n_chunks : int
+    """
+
+    def __init__(self, n, map_chunks=None, n_chunks=1):
+        self.map_chunks = map_chunks
+        self.bounds = [(c * n // n_chunks, (c + 1) * n // n_chunks)
+                       for c in range(n_chunks)]
+
+    def _map(self, func):
+        """``[func(c, start, stop) for each chunk c]``, on the threads."""
+        bounds = self.bounds
+        if len(bounds) == 1:
+            return [func(0, *bounds[0])]
+        return self.map_chunks(lambda c: func(c, *bounds[c]), len(bounds))
+
+    def axpy_into(self, out, x, alpha, d):
+        self._map(lambda c, a, b: _axpy_into(out, x, alpha, d, a, b))
+
+    def dot(self, u, v):
+        return sum(self._map(lambda c, a, b: _dot(u, v, a, b)))
+
+    def store_and_project(self, S, Y, slot, step, d, g, g_old, dots):
+        parts = [dots] + [np.empty_like(dots) for _ in self.bounds[1:]]
+        self._map(lambda c, a, b: _store_and_project(S, Y, slot, step, d, g, g_old,
+                                                     parts[c], a, b))
+        for part in parts[1:]:
+            dots += part
+
+    def direction(self, S, Y, coef_s, coef_y, gamma, g, d):
+        self._map(lambda c, a, b: _direction(S, Y, coef_s, coef_y, gamma, g, d, a, b))
+
+
+class CompactHistory:
+    """The last ``memory`` pairs ``(s, y)`` and the small matrices built from them.
+
+    Rows of ``S``/``Y`` are a ring buffer; ``order`` lists the occupied rows
+    from oldest to newest. ``SY[i, j] = s_i'y_j`` is kept for ``i`` older
+    than or equal to ``j`` (the rest is never read), ``YY`` in full.
+    """
+
+    def __init__(self, n_params, memory=MEMORY, ops=None):
+        self.ops = VectorOps(n_params) if ops is None else ops
+        self.S = np.zeros((memory, n_params))
+        self.Y = np.zeros((memory, n_params))
+        self.SY = np.zeros((memory, memory))
+        self.YY = np.zeros((memory, memory))
+        self.dots = np.zeros((4, memory))
+        self.order = []
+        self.gamma = 1.0
+
+    def clear(self):
+        self.order = []
+        self.gamma = 1.0
+
+    def update_and_direction(self, step, d, g, g_old, store):
+        """Add the pair ``(step d, g - g_old)`` if ``store``; then ``d = -H g``.
+
+        Also sets ``g_old = g``. ``d`` is overwritten in place.
+        """
+        memory = self.S.shape[0]
+        slot = -1
+        if store:
+            slot = (self.order[-1] + 1) % memory if self.order else 0
+            if len(self.order) == memory:
+                self.order.pop(0)
+            self.order.append(slot)
+        self.ops.store_and_project(self.S, self.Y, slot, step, d, g, g_old, self.dots)
+        if store:
+            # the new column of S'Y, and of the symmetric Y'Y
+            self.SY[:, slot] = self.dots[2]
+            self.YY[:, slot] = self.dots[3]
+            self.YY[slot, :] = self.dots[3]
+            self.gamma = self.SY[slot, slot] / self.YY[slot, slot]
+        if not self.order:
+            np.negative(g, out=d)
+            return
+        rows = np.array(self.order)
+        R = np.triu(self.SY[np.ix_(rows, rows)])
+        gamma = self.gamma
+        u = solve_triangular(R, self.dots[0, rows], check_finite=False)
+        w = np.diag(R) * u + gamma * (self.YY[np.ix_(rows, rows)] @ u) \
+            - gamma * self.dots[1, rows]
+        coef_s = np.zeros(memory)
+        coef_y = np.zeros(memory)
+        coef_s[rows] = solve_triangular(R, w, trans="T", check_finite=False)
+        coef_y[rows] = -gamma * u
+        self.ops.direction(self.S, self.Y, coef_s, coef_y, gamma, g, d)
+
+
+def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
+                  memory=MEMORY, verbose=False, map_chunks=None, n_chunks=1):
+    """Minimise a smooth function by L-BFGS (compact update, Moré-Thuente search).
+
+    Parameters
+    ----------
+    loss_gradient : callable
+        ``loss_gradient(params) -> (loss, grad)``; ``grad`` may be reused by
+        the next call (it is copied).
+    params0 : ndarray of float64
+        Starting point (not modified).
+    max_iter : int
+        Maximum number of iterations (accepted line searches).
+    tol : float
+        Converged when ``max|grad| <= tol``.
+    ftol : float
+        Stop when ``(f_old - f) <= ftol * max(|f_old|, |f|, 1)``, as L-BFGS-B.
+    maxls : int
+        Maximum evaluations per line search.
+    memory : int
+        Number of pairs kept.
+    verbose : bool
+        Print one line per iteration.
+    map_chunks : callable, default=None
+        Runs the vector operations on threads (:class:`VectorOps`), over
+        ``n_chunks`` ranges of the parameters.
+    n_chunks : int, default=1
+
+    Returns
+    -------
+    params : ndarray
+    f : float
+        The objective at ``params``.
+    grad : ndarray
+        The gradient at ``params``.
+    n_iter : int
+    loss_curve : list of float
+        The objective after each iteration.
+    status : {"converged", "max_iter", "ftol", "line_search"}
+    """
+    start = time.perf_counter()
+    n = params0.shape[0]
+    ops = VectorOps(n, map_chunks, n_chunks)
+    x = params0.copy()
+    f, grad = loss_gradient(x)
+    g = grad.copy()
+    loss_curve = []
+    if not np.max(np.abs(g), initial=0.0) > tol:
+        return x, f, g, 0, loss_curve, "converged"
+    history = CompactHistory(n, memory, ops)
+    g_old = g.copy()
+    d = np.negative(g)
+    x_trial = np.empty(n)
+    g_trial = np.empty(n)
+    # the last point the line search evaluated: [step, f, g'd]
+    trial = [None, None, None]
+
+    def phi(step):
+        if step != trial[0]:
+            ops.axpy_into(x_trial, x, step, d)
+            f_step, grad_step = loss_gradient(x_trial)
+            np.copyto(g_trial, grad_step)
+            trial[:] = step, f_step, ops.dot(g_trial, d)
+        return trial[1]
+
+    def derphi(step):
+        phi(step)
+        return trial[2]
+
+    n_iter, status = 0, "max_iter"
+    while n_iter < max_iter:
+        derphi0 = ops.dot(g, d)
+        if not derphi0 < 0.0:
+            # not a descent direction (rounding): restart along -g
+            history.clear()
+            np.negative(g, out=d)
+            derphi0 = -ops.dot(g, g)
+        # L-BFGS-B's first step has length 1 along -g; later ones try step 1
+        step0 = 1.0 / np.sqrt(-derphi0) if n_iter == 0 and not history.order else 1.0
+        trial[0] = None
+        search = DCSRCH(phi, derphi, _FTOL, _GTOL, _XTOL, 0.0, _STEP_MAX)
+        step, _, _, task = search(step0, phi0=f, derphi0=derphi0, maxiter=maxls)
+        if step is None and task[:4] == b"WARN" and trial[0] is not None \
+                and trial[1] < f:
+            # as L-BFGS-B: a search stopped by rounding errors keeps its last
+            # point when that point lowered the objective
+            step = trial[0]
+        if step is None:
+            if history.order:
+                # as L-BFGS-B: forget the pairs and retry along -g
+                history.clear()
+                np.negative(g, out=d)
+                continue
+            status = "line_search"
+            break
+        phi(step)
+        f_old, derphi1 = f, trial[2]
+        x, x_trial = x_trial, x
+        g, g_trial = g_trial, g
+        f = trial[1]
+        n_iter += 1
+        loss_curve.append(f)
+        if verbose:
+            print(f"Iteration {n_iter}, loss = {f:.8f}, "
+                  f"time = {time.perf_counter() - start:.3f}s")
+        if not np.max(np.abs(g)) > tol:
+            status = "converged"
+            break
+        if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
+            status = "ftol"
+            break
+        # L-BFGS-B's test for a pair worth keeping: s'y > eps * (-s'g_old)
+        sy = step * (derphi1 - derphi0)
+        store = sy > np.finfo(float).eps * (-step * derphi0)
+        history.update_and_direction(step, d, g, g_old, store)
+    return x, f, g, n_iter, loss_curve, status
