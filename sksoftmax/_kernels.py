@@ -242,12 +242,33 @@ def _dense_rows(X, y, sample_weight, rows, coef_t, intercept, smoothing, binary,
 
 
 @njit(cache=True, nogil=True)
+def _csr_row(data, indices, indptr, i, label, s, coef_t, intercept, smoothing, binary,
+             z, exponent_buf):
+    """Row ``i``'s weighted loss; leaves its weighted ``s (p - t)`` in ``z``.
+
+    Each stored entry gathers one contiguous row of ``coef_t`` (K values).
+    """
+    n_logits = coef_t.shape[1]
+    for k in range(n_logits):
+        z[k] = intercept[k]
+    for p in range(indptr[i], indptr[i + 1]):
+        v = data[p]
+        w_row = coef_t[indices[p]]
+        for k in range(n_logits):
+            z[k] += v * w_row[k]
+    linear, m = _shift_row(z, label, smoothing, binary)
+    _exp_nonpositive(z, exponent_buf)
+    return s * (linear + _finish_row(z, label, s, smoothing, binary, m))
+
+
+@njit(cache=True, nogil=True)
 def _csr_rows(data, indices, indptr, y, sample_weight, row_ids, start, stop,
               coef_t, intercept, smoothing, binary, grad_coef_t, grad_intercept,
               z, exponent_buf):
-    # Each stored entry gathers one contiguous row of coef_t (K values) and
-    # scatters one contiguous row of grad_coef_t; columns absent from the row
-    # are never touched. Rows come from ``row_ids`` when it is non-empty.
+    # Each row's s (p - t) is scattered at once into grad_coef_t, one
+    # contiguous row of it per stored entry: no copy of X, but the rows of
+    # the accumulator are touched in the order of the vocabulary. Rows come
+    # from ``row_ids`` when it is non-empty.
     n_logits = coef_t.shape[1]
     use_ids = row_ids.shape[0] > 0
     loss = 0.0
@@ -256,16 +277,8 @@ def _csr_rows(data, indices, indptr, y, sample_weight, row_ids, start, stop,
         s = sample_weight[i]
         if s == 0.0:
             continue
-        for k in range(n_logits):
-            z[k] = intercept[k]
-        for p in range(indptr[i], indptr[i + 1]):
-            v = data[p]
-            w_row = coef_t[indices[p]]
-            for k in range(n_logits):
-                z[k] += v * w_row[k]
-        linear, m = _shift_row(z, y[i], smoothing, binary)
-        _exp_nonpositive(z, exponent_buf)
-        loss += s * (linear + _finish_row(z, y[i], s, smoothing, binary, m))
+        loss += _csr_row(data, indices, indptr, i, y[i], s, coef_t, intercept,
+                         smoothing, binary, z, exponent_buf)
         for k in range(n_logits):
             grad_intercept[k] += z[k]
         for p in range(indptr[i], indptr[i + 1]):
@@ -274,6 +287,86 @@ def _csr_rows(data, indices, indptr, y, sample_weight, row_ids, start, stop,
             for k in range(n_logits):
                 g_row[k] += v * z[k]
     return loss
+
+
+@njit(cache=True, nogil=True)
+def _csr_residuals(data, indices, indptr, y, sample_weight, start, stop, coef_t,
+                   intercept, smoothing, binary, D, grad_intercept, exponent_buf):
+    """Rows ``start:stop``: their weighted ``s (p - t)`` into ``D``; the loss sum."""
+    n_logits = coef_t.shape[1]
+    loss = 0.0
+    for i in range(start, stop):
+        z = D[i]
+        s = sample_weight[i]
+        if s == 0.0:
+            for k in range(n_logits):
+                z[k] = 0.0
+            continue
+        loss += _csr_row(data, indices, indptr, i, y[i], s, coef_t, intercept,
+                         smoothing, binary, z, exponent_buf)
+        for k in range(n_logits):
+            grad_intercept[k] += z[k]
+    return loss
+
+
+@njit(cache=True, nogil=True)
+def _csc_gradient(data, indices, indptr, D, start, stop, grad_coef_t):
+    """``grad_coef_t[j] = sum_i X[i, j] D[i]`` for the columns ``start:stop``.
+
+    A gather over the CSC copy: each column reads the rows of ``D`` it
+    needs (in increasing order) and sums them in registers-sized float64
+    accumulators, then writes its gradient row once. Columns are owned by one
+    thread each: no shared accumulator, nothing to reduce, and the sum of a
+    column is always taken in the same order.
+    """
+    n_logits = D.shape[1]
+    acc = np.empty(n_logits)
+    for j in range(start, stop):
+        for k in range(n_logits):
+            acc[k] = 0.0
+        for p in range(indptr[j], indptr[j + 1]):
+            v = data[p]
+            d_row = D[indices[p]]
+            for k in range(n_logits):
+                acc[k] += v * d_row[k]
+        g_row = grad_coef_t[j]
+        for k in range(n_logits):
+            g_row[k] = acc[k]
+
+
+class TransposedCSR:
+    """What the two-phase CSR pass needs besides ``X``: a CSC copy and a buffer.
+
+    The pass first computes every row's ``s (p - t)`` into ``D`` (threads own
+    row ranges), then each column's gradient as a gather over the CSC copy
+    (threads own column ranges of about equal nnz). Built once per fit.
+    Memory: ``nnz * (itemsize + 4) + 4 (d + 1)`` bytes for the copy (int32
+    indices while nnz fits; about the size of X) plus ``n * K * itemsize``
+    for ``D``.
+
+    Parameters
+    ----------
+    X : scipy CSR matrix
+    n_logits : int
+    n_chunks : int
+        Column ranges to cut, one per chunk of the pass.
+    """
+
+    def __init__(self, X, n_logits, n_chunks):
+        self.X_csc = X.tocsc(copy=True)
+        self.X_csc.sort_indices()  # increasing rows: D is read forwards
+        self.D = np.empty((X.shape[0], n_logits), dtype=X.dtype)
+        indptr = self.X_csc.indptr
+        targets = np.arange(n_chunks + 1) * (indptr[-1] / n_chunks)
+        bounds = np.searchsorted(indptr, targets).clip(0, X.shape[1])
+        bounds[0], bounds[-1] = 0, X.shape[1]
+        self.column_bounds = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:],
+                                                               strict=True)]
+
+    @property
+    def nbytes(self):
+        X = self.X_csc
+        return X.data.nbytes + X.indices.nbytes + X.indptr.nbytes + self.D.nbytes
 
 
 def n_chunks_for(n_rows, n_threads, n_params):
@@ -301,15 +394,19 @@ class Workspace:
         The dtype of ``X``.
     sparse : bool
         CSR kernels accumulate the gradient transposed.
+    accumulator : bool, default=True
+        Whether a sparse workspace gets a gradient accumulator: the two-phase
+        CSR pass needs one only in its first workspace.
     """
 
-    def __init__(self, n_logits, n_features, dtype, sparse):
+    def __init__(self, n_logits, n_features, dtype, sparse, accumulator=True):
         self.sparse = sparse
         self.n_features = n_features
         self.dtype = np.dtype(dtype)
         self.grad_intercept = np.zeros(n_logits)
         if sparse:
-            self.grad_coef_t = np.zeros((n_features, n_logits))
+            self.grad_coef_t = np.zeros((n_features, n_logits) if accumulator
+                                        else (0, n_logits))
             self.z = np.empty(n_logits, dtype=dtype)
             self.exponent_buf = np.empty(n_logits, dtype=np.int32)
         else:
@@ -371,7 +468,8 @@ def _chunk_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary, start
 
 
 def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary,
-                       rows=None, workspaces=None, map_chunks=serial_map):
+                       rows=None, workspaces=None, map_chunks=serial_map,
+                       transposed=None):
     """Weighted sums of the cross-entropy and of its gradient.
 
     Parameters
@@ -403,6 +501,11 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
         returns the results in order, possibly from several threads (see
         :func:`sksoftmax._parallel.chunk_map`, which also holds BLAS to one
         thread, as the dense kernel needs).
+    transposed : TransposedCSR, default=None
+        For CSR ``X`` and all rows: compute the gradient in two phases over
+        the CSC copy it holds (see :class:`TransposedCSR`) instead of
+        scattering into one accumulator per chunk. Only ``workspaces[0]``
+        needs its gradient accumulator then.
 
     Returns
     -------
@@ -423,6 +526,9 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
                            c * n // n_chunks, (c + 1) * n // n_chunks, rows,
                            workspaces[c])
 
+    if transposed is not None and rows is None:
+        return _two_phase_csr_sums(X, y, sample_weight, coef_t, intercept, smoothing,
+                                   binary, workspaces, map_chunks, transposed)
     loss = sum(map_chunks(chunk, n_chunks))
     if n_chunks > 1:
         sums = [ws.flat_sums() for ws in workspaces]
@@ -437,6 +543,35 @@ def loss_gradient_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary
 
         map_chunks(reduce, n_chunks)
     return (loss, *workspaces[0].gradient_sums())
+
+
+def _two_phase_csr_sums(X, y, sample_weight, coef_t, intercept, smoothing, binary,
+                        workspaces, map_chunks, transposed):
+    n, n_chunks = X.shape[0], len(workspaces)
+    D = transposed.D
+
+    def residuals(c):
+        ws = workspaces[c]
+        ws.grad_intercept[:] = 0.0
+        return _csr_residuals(X.data, X.indices, X.indptr, y, sample_weight,
+                              c * n // n_chunks, (c + 1) * n // n_chunks, coef_t,
+                              intercept, smoothing, binary, D, ws.grad_intercept,
+                              ws.exponent_buf)
+
+    loss = sum(map_chunks(residuals, n_chunks))
+    grad_coef_t = workspaces[0].grad_coef_t
+    X_csc = transposed.X_csc
+    bounds = transposed.column_bounds
+
+    def gradient(c):
+        _csc_gradient(X_csc.data, X_csc.indices, X_csc.indptr, D, *bounds[c],
+                      grad_coef_t)
+
+    map_chunks(gradient, len(bounds))
+    grad_intercept = workspaces[0].grad_intercept
+    for ws in workspaces[1:]:
+        grad_intercept += ws.grad_intercept
+    return loss, grad_coef_t.T, grad_intercept
 
 
 # ----------------------------------------------------------- minibatch epochs

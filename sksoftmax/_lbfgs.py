@@ -61,14 +61,15 @@ def _dot(a, b, start, stop):
 
 
 @njit(cache=True, nogil=True, fastmath=_REASSOC)
-def _store_and_project(S, Y, slot, step, d, g, g_old, dots, start, stop):
+def _store_and_project(S, Y, rows, slot, step, d, g, g_old, dots, start, stop):
     """Store the new pair and form the inner products of the compact update.
 
     On ``start:stop`` (the caller adds up the ranges): with ``slot >= 0``,
-    ``S[slot] = step * d`` and ``Y[slot] = g - g_old``; then for every row
-    ``i``, ``dots[0, i] = S[i]'g``, ``dots[1, i] = Y[i]'g``,
-    ``dots[2, i] = S[i]'Y[slot]`` and ``dots[3, i] = Y[i]'Y[slot]`` (the last
-    two only with ``slot >= 0``); finally ``g_old = g``. One read of S and
+    ``S[slot] = step * d`` and ``Y[slot] = g - g_old``; then for every
+    occupied row ``i`` in ``rows``: ``dots[0, i] = S[i]'g``,
+    ``dots[1, i] = Y[i]'g``, ``dots[2, i] = S[i]'Y[slot]`` and
+    ``dots[3, i] = Y[i]'Y[slot]`` (the last two only with ``slot >= 0``);
+    finally ``g_old = g``. One read of S and
     Y, in blocks: the blocks of ``g`` and of the new pair stay in L1 while the
     rows of S and Y stream through.
     """
@@ -84,7 +85,7 @@ def _store_and_project(S, Y, slot, step, d, g, g_old, dots, start, stop):
             for j in range(a, b):
                 s_new[j] = step * d[j]
                 y_new[j] = g[j] - g_old[j]
-        for i in range(m):
+        for i in rows:
             s_i, y_i = S[i], Y[i]
             sg, yg, sy, yy = 0.0, 0.0, 0.0, 0.0
             if slot >= 0:
@@ -154,10 +155,10 @@ class VectorOps:
     def dot(self, u, v):
         return sum(self._map(lambda c, a, b: _dot(u, v, a, b)))
 
-    def store_and_project(self, S, Y, slot, step, d, g, g_old, dots):
+    def store_and_project(self, S, Y, rows, slot, step, d, g, g_old, dots):
         parts = [dots] + [np.empty_like(dots) for _ in self.bounds[1:]]
-        self._map(lambda c, a, b: _store_and_project(S, Y, slot, step, d, g, g_old,
-                                                     parts[c], a, b))
+        self._map(lambda c, a, b: _store_and_project(S, Y, rows, slot, step, d, g,
+                                                     g_old, parts[c], a, b))
         for part in parts[1:]:
             dots += part
 
@@ -199,7 +200,9 @@ class CompactHistory:
             if len(self.order) == memory:
                 self.order.pop(0)
             self.order.append(slot)
-        self.ops.store_and_project(self.S, self.Y, slot, step, d, g, g_old, self.dots)
+        rows = np.array(self.order, dtype=np.intp)
+        self.ops.store_and_project(self.S, self.Y, rows, slot, step, d, g, g_old,
+                                   self.dots)
         if store:
             # the new column of S'Y, and of the symmetric Y'Y
             self.SY[:, slot] = self.dots[2]
@@ -209,7 +212,6 @@ class CompactHistory:
         if not self.order:
             np.negative(g, out=d)
             return
-        rows = np.array(self.order)
         R = np.triu(self.SY[np.ix_(rows, rows)])
         gamma = self.gamma
         u = solve_triangular(R, self.dots[0, rows], check_finite=False)

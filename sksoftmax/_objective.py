@@ -17,7 +17,13 @@ import contextlib
 
 import numpy as np
 
-from ._kernels import Workspace, loss_gradient_sums, minibatch_epoch, n_chunks_for
+from ._kernels import (
+    TransposedCSR,
+    Workspace,
+    loss_gradient_sums,
+    minibatch_epoch,
+    n_chunks_for,
+)
 from ._parallel import chunk_map, serial_map
 from ._steps import SCHEDULES
 
@@ -29,7 +35,10 @@ class SoftmaxObjective:
     ----------
     X : ndarray of shape (n_samples, n_features) or scipy CSR matrix
         Training data, C-contiguous when dense, float32 or float64. Never
-        copied or modified.
+        modified; dense X is never copied. For CSR X the first full pass
+        makes a CSC copy (:class:`~sksoftmax._kernels.TransposedCSR`, about
+        the size of X plus an (n_samples, n_logits) buffer), kept for the
+        fit: the gradient is then a gather per column, not a scatter.
     y : ndarray of shape (n_samples,), dtype intp
         Class codes ``0 .. n_classes - 1``.
     sample_weight : ndarray of shape (n_samples,), dtype float64
@@ -68,8 +77,12 @@ class SoftmaxObjective:
         self.label_smoothing = float(label_smoothing)
         self.dtype = X.dtype
         self.weight_sum = float(sample_weight.sum())
-        self.n_chunks = n_chunks_for(X.shape[0], int(n_threads),
-                                     self.n_logits * self.n_features)
+        self.sparse = hasattr(X, "indptr")
+        # the two-phase CSR pass needs no gradient accumulator per chunk
+        self.n_chunks = n_chunks_for(
+            X.shape[0], int(n_threads),
+            0 if self.sparse else self.n_logits * self.n_features)
+        self._transposed = None
         # one workspace per chunk, made on first use and kept for the fit
         self._workspaces = None
         self._map_chunks = serial_map
@@ -138,10 +151,12 @@ class SoftmaxObjective:
         coef, intercept = self.unpack(params)
         self._coef_t[:] = coef.T
         self._intercept[:] = intercept
+        if self.sparse and self._transposed is None:
+            self._transposed = TransposedCSR(self.X, self.n_logits, self.n_chunks)
         loss_sum, grad_coef, grad_intercept = loss_gradient_sums(
             self.X, self.y, self.sample_weight, self._coef_t, self._intercept,
             self.label_smoothing, self.binary, workspaces=self.workspaces(),
-            map_chunks=self._map_chunks,
+            map_chunks=self._map_chunks, transposed=self._transposed,
         )
         grad_coef_out, grad_intercept_out = self.unpack(self._grad)
         loss = loss_sum / self.weight_sum
@@ -160,9 +175,9 @@ class SoftmaxObjective:
         """The chunks' buffers, allocated once (``n_chunks`` of them)."""
         if self._workspaces is None:
             self._workspaces = [
-                Workspace(self.n_logits, self.n_features, self.dtype,
-                          hasattr(self.X, "indptr"))
-                for _ in range(self.n_chunks)]
+                Workspace(self.n_logits, self.n_features, self.dtype, self.sparse,
+                          accumulator=c == 0 or not self.sparse)
+                for c in range(self.n_chunks)]
         return self._workspaces
 
     @contextlib.contextmanager
@@ -210,7 +225,7 @@ class SoftmaxObjective:
             non-finite (the epoch stopped there).
         """
         ws = self.workspaces()[0]
-        if hasattr(self.X, "indptr"):
+        if self.sparse:
             data = (self.X.data, self.X.indices, self.X.indptr, self.y,
                     self.sample_weight)
             bufs = (ws.z, ws.exponent_buf, ws.grad_coef_t)

@@ -10,7 +10,12 @@ from numba import njit
 from numpy.testing import assert_allclose
 
 from sksoftmax import _kernels, log_softmax, one_hot, softmax
-from sksoftmax._kernels import Workspace, loss_gradient_sums, n_chunks_for
+from sksoftmax._kernels import (
+    TransposedCSR,
+    Workspace,
+    loss_gradient_sums,
+    n_chunks_for,
+)
 from sksoftmax._parallel import chunk_map, serial_map
 
 
@@ -31,13 +36,19 @@ def reference(X, y, sw, coef, intercept, rows, smoothing, binary):
 
 
 def chunked_sums(X, y, sw, coef_t, intercept, smoothing, binary, n_chunks,
-                 threads=True):
-    """The pass split into ``n_chunks`` chunks, on threads or serially."""
-    workspaces = [Workspace(coef_t.shape[1], coef_t.shape[0], X.dtype, sp.issparse(X))
-                  for _ in range(n_chunks)]
+                 threads=True, two_phase=False):
+    """The pass split into ``n_chunks`` chunks, on threads or serially.
+
+    ``two_phase``: CSR through the CSC copy (``TransposedCSR``).
+    """
+    workspaces = [Workspace(coef_t.shape[1], coef_t.shape[0], X.dtype, sp.issparse(X),
+                            accumulator=c == 0 or not two_phase)
+                  for c in range(n_chunks)]
+    transposed = TransposedCSR(X, coef_t.shape[1], n_chunks) if two_phase else None
     with chunk_map(n_chunks if threads else 1) as map_chunks:
         return loss_gradient_sums(X, y, sw, coef_t, intercept, smoothing, binary,
-                                  workspaces=workspaces, map_chunks=map_chunks)
+                                  workspaces=workspaces, map_chunks=map_chunks,
+                                  transposed=transposed)
 
 
 def problem(n=40, d=5, n_classes=4, dtype=np.float64, sparse=False, seed=0):
@@ -56,18 +67,18 @@ def problem(n=40, d=5, n_classes=4, dtype=np.float64, sparse=False, seed=0):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csr-two-phase"])
 @pytest.mark.parametrize("n_classes", [2, 4])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("parallel", [False, True])
-def test_kernel_matches_reference(dtype, sparse, n_classes, smoothing, parallel):
-    X, y, sw, coef, intercept = problem(dtype=dtype, sparse=sparse,
+def test_kernel_matches_reference(dtype, fmt, n_classes, smoothing, parallel):
+    X, y, sw, coef, intercept = problem(dtype=dtype, sparse=fmt != "dense",
                                         n_classes=n_classes)
     rows = np.arange(X.shape[0], dtype=np.intp)
     binary = n_classes == 2
     loss, g_coef, g_int = chunked_sums(
         X, y, sw, np.ascontiguousarray(coef.T), intercept, smoothing, binary,
-        n_chunks=3 if parallel else 1)
+        n_chunks=3 if parallel else 1, two_phase=fmt == "csr-two-phase")
     ref_loss, ref_coef, ref_int = reference(X, y, sw, coef, intercept, rows,
                                             smoothing, binary)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
@@ -231,3 +242,34 @@ def test_import_compiles_nothing():
         "assert d and all(not f.signatures for f in d), [f for f in d if f.signatures]"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_two_phase_csr_gradient_does_not_depend_on_the_threads():
+    # each column's sum is taken by one thread in row order: bit for bit the
+    # same gradient whatever the number of chunks
+    X, y, sw, coef, intercept = problem(n=200, d=30, sparse=True, seed=3)
+    coef_t = np.ascontiguousarray(coef.T)
+    _, one, _ = chunked_sums(X, y, sw, coef_t, intercept, 0.0, False, n_chunks=1,
+                             two_phase=True)
+    one = one.copy()
+    _, three, _ = chunked_sums(X, y, sw, coef_t, intercept, 0.0, False, n_chunks=3,
+                               two_phase=True)
+    assert np.array_equal(one, three)
+
+
+def test_transposed_csr_splits_columns_by_stored_entries():
+    rng = np.random.RandomState(0)
+    # column 0 holds half of all entries
+    X = sp.random(400, 50, density=0.05, random_state=rng, format="lil")
+    X[:, 0] = 1.0
+    X = sp.csr_matrix(X)
+    t = TransposedCSR(X, 3, 4)
+    bounds = t.column_bounds
+    assert bounds[0][0] == 0 and bounds[-1][1] == 50
+    # the first range is column 0 alone: it already holds half of the entries
+    assert bounds[0] == (0, 1)
+    assert all(a[1] == b[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    assert t.D.shape == (400, 3) and t.D.dtype == X.dtype
+    assert t.nbytes == (t.X_csc.data.nbytes + t.X_csc.indices.nbytes
+                        + t.X_csc.indptr.nbytes + t.D.nbytes)
+    assert_allclose(t.X_csc.toarray(), X.toarray())
