@@ -77,15 +77,15 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
             params, f, grad, n_iter, loss_curve, status = compact_lbfgs(
                 loss_gradient, params0, max_iter=max_iter, tol=tol, ftol=_FTOL,
                 verbose=verbose, map_chunks=map_chunks, n_chunks=n_chunks)
-        message = {"ftol": "REL_REDUCTION_OF_F", "line_search": "ABNORMAL"}.get(
-            status, status)
+        message = None
     else:
-        params, f, grad, n_iter, loss_curve, message = _scipy_lbfgs(
+        params, f, grad, n_iter, loss_curve, status, message = _scipy_lbfgs(
             loss_gradient, params0, max_iter=max_iter, tol=tol, verbose=verbose)
     if not np.isfinite(f) or not np.all(np.isfinite(params)):
-        raise DivergenceError(f"L-BFGS reached a non-finite objective ({message}).")
-    return params, n_iter, loss_curve, _lbfgs_failure(grad, n_iter, message, tol,
-                                                      max_iter)
+        raise DivergenceError(
+            f"L-BFGS reached a non-finite objective ({message or status}).")
+    return params, n_iter, loss_curve, _lbfgs_failure(grad, n_iter, status, message,
+                                                      tol, max_iter)
 
 
 def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose):
@@ -107,15 +107,23 @@ def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose):
         fun, params0, method="L-BFGS-B", jac=True, callback=callback,
         options={"maxiter": max_iter, "gtol": tol, "maxls": 50, "ftol": _FTOL},
     )
-    return (result.x, result.fun, result.jac, int(result.nit), loss_curve,
-            str(result.message))
+    message = str(result.message).strip()
+    # scipy words these as "...REL_REDUCTION_OF_F..." or "...RELATIVE REDUCTION OF F..."
+    if "REDUCTION OF F" in message.upper().replace("_", " "):
+        status = "ftol"
+    elif "ABNORMAL" in message:
+        status = "line_search"
+    else:
+        status = f"status {result.status}"
+    return (result.x, result.fun, result.jac, int(result.nit), loss_curve, status,
+            message)
 
 
-def _lbfgs_failure(grad, n_iter, message, tol, max_iter):
+def _lbfgs_failure(grad, n_iter, status, message, tol, max_iter):
     """Why an L-BFGS run did not converge by ``max|grad| <= tol``, or None.
 
-    ``message`` is scipy's L-BFGS-B message, or the same words for the
-    compact implementation.
+    ``status`` is ``compact_lbfgs``'s (``"ftol"``, ``"line_search"``, ...);
+    ``message`` scipy's words, None for the compact implementation.
     """
     grad_max = float(np.max(np.abs(grad))) if grad.size else 0.0
     if grad_max <= tol:
@@ -123,15 +131,14 @@ def _lbfgs_failure(grad, n_iter, message, tol, max_iter):
     reached = f"the largest absolute gradient entry is {grad_max:.3g} > tol={tol:g}"
     if n_iter >= max_iter:
         return f"max_iter={max_iter} iterations were reached; {reached}"
-    # scipy words these as "...REL_REDUCTION_OF_F..." or "...RELATIVE REDUCTION OF F..."
-    if "REDUCTION OF F" in message.upper().replace("_", " "):
+    if status == "ftol":
         return (f"the objective stopped decreasing (relative change below "
                 f"{_FTOL:.2g}) after {n_iter} iterations; {reached}")
-    if "ABNORMAL" in message:
-        detail = "" if message == "ABNORMAL" else f" (scipy: {message.strip()})"
+    detail = "" if message is None else f" (scipy: {message})"
+    if status == "line_search":
         return (f"the line search found no decrease{detail} after {n_iter} "
                 f"iterations; {reached}")
-    return f"L-BFGS stopped ({message.strip()}); {reached}"
+    return f"L-BFGS stopped ({status}){detail}; {reached}"
 
 
 class MinibatchState:
