@@ -154,6 +154,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         least 8192 rows and gone when the fit returns; while they run, BLAS
         is held to one thread (restored after the last concurrent fit). The
         fitted model does not depend on which thread ran what.
+    sparse_copy : bool, default=True
+        For CSR ``X`` and ``solver="lbfgs"``: keep a CSC copy of ``X`` for the
+        fit, so that the gradient is gathered column by column. It costs
+        ``nnz * (itemsize + 4)`` bytes plus an ``(n_samples, n_classes)``
+        buffer of X's dtype, and is what makes large vocabularies fast. With
+        False no copy is made: each thread scatters into its own
+        ``(n_features, n_classes)`` float64 gradient, reduced after every
+        pass (the minibatch solvers always work this way, on X itself).
     verbose : int, default=0
         Print one line per iteration or epoch (loss, validation score, time).
 
@@ -227,6 +235,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "device": [StrOptions({"cpu", "cuda", "auto"})],
         "n_jobs": [Integral, None],
+        "sparse_copy": ["boolean"],
         "verbose": ["verbose"],
     }
 
@@ -258,6 +267,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         label_smoothing=0.0,
         device="cpu",
         n_jobs=None,
+        sparse_copy=True,
         verbose=0,
     ):
         self.solver = solver
@@ -285,6 +295,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self.label_smoothing = label_smoothing
         self.device = device
         self.n_jobs = n_jobs
+        self.sparse_copy = sparse_copy
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
@@ -350,7 +361,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             X, y_codes, sample_weight, len(classes),
             fit_intercept=self.fit_intercept, alpha=self.alpha,
             l1_ratio=self.l1_ratio, label_smoothing=self.label_smoothing,
-            n_threads=n_threads,
+            n_threads=n_threads, sparse_copy=self.sparse_copy,
         )
 
     def _minibatch_solver(self):

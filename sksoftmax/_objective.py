@@ -35,10 +35,11 @@ class SoftmaxObjective:
     ----------
     X : ndarray of shape (n_samples, n_features) or scipy CSR matrix
         Training data, C-contiguous when dense, float32 or float64. Never
-        modified; dense X is never copied. For CSR X the first full pass
-        makes a CSC copy (:class:`~sksoftmax._kernels.TransposedCSR`, about
-        the size of X plus an (n_samples, n_logits) buffer), kept for the
-        fit: the gradient is then a gather per column, not a scatter.
+        modified; dense X is never copied. For CSR X, with ``sparse_copy``,
+        the first full pass makes a CSC copy
+        (:class:`~sksoftmax._kernels.TransposedCSR`, about the size of X plus
+        an (n_samples, n_logits) buffer), kept for the fit: the gradient is
+        then a gather per column, not a scatter.
     y : ndarray of shape (n_samples,), dtype intp
         Class codes ``0 .. n_classes - 1``.
     sample_weight : ndarray of shape (n_samples,), dtype float64
@@ -60,10 +61,16 @@ class SoftmaxObjective:
         Threads for full-batch passes, used inside :meth:`parallel`. The rows
         are split into ``n_chunks`` chunks (at most ``n_threads``, see
         :func:`~sksoftmax._kernels.n_chunks_for`), whatever thread runs them.
+    sparse_copy : bool, default=True
+        Whether full passes over CSR X use the CSC copy. Without it each
+        chunk scatters into its own (n_features, n_logits) float64
+        accumulator, reduced after the pass: no copy of X, slower when the
+        vocabulary is large.
     """
 
     def __init__(self, X, y, sample_weight, n_classes, *, fit_intercept=True,
-                 alpha=0.0, l1_ratio=0.0, label_smoothing=0.0, n_threads=1):
+                 alpha=0.0, l1_ratio=0.0, label_smoothing=0.0, n_threads=1,
+                 sparse_copy=True):
         self.X = X
         self.y = y
         self.sample_weight = sample_weight
@@ -78,10 +85,11 @@ class SoftmaxObjective:
         self.dtype = X.dtype
         self.weight_sum = float(sample_weight.sum())
         self.sparse = hasattr(X, "indptr")
+        self.two_phase = self.sparse and bool(sparse_copy)
         # the two-phase CSR pass needs no gradient accumulator per chunk
         self.n_chunks = n_chunks_for(
             X.shape[0], int(n_threads),
-            0 if self.sparse else self.n_logits * self.n_features)
+            0 if self.two_phase else self.n_logits * self.n_features)
         self._transposed = None
         # one workspace per chunk, made on first use and kept for the fit
         self._workspaces = None
@@ -151,7 +159,7 @@ class SoftmaxObjective:
         coef, intercept = self.unpack(params)
         self._coef_t[:] = coef.T
         self._intercept[:] = intercept
-        if self.sparse and self._transposed is None:
+        if self.two_phase and self._transposed is None:
             self._transposed = TransposedCSR(self.X, self.n_logits, self.n_chunks)
         loss_sum, grad_coef, grad_intercept = loss_gradient_sums(
             self.X, self.y, self.sample_weight, self._coef_t, self._intercept,
@@ -176,7 +184,7 @@ class SoftmaxObjective:
         if self._workspaces is None:
             self._workspaces = [
                 Workspace(self.n_logits, self.n_features, self.dtype, self.sparse,
-                          accumulator=c == 0 or not self.sparse)
+                          accumulator=c == 0 or not self.two_phase)
                 for c in range(self.n_chunks)]
         return self._workspaces
 

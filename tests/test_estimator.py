@@ -29,6 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import sksoftmax._estimator as estimator_module
+import sksoftmax._objective as objective_module
 import sksoftmax._solvers as solvers_module
 from sksoftmax import SoftmaxRegressionClassifier, one_hot, softmax_cross_entropy
 
@@ -290,6 +291,27 @@ def test_sparse_input_matches_dense(container, solver):
     assert_allclose(sparse_model.coef_, dense.coef_, rtol=1e-6, atol=1e-8)
     assert_allclose(sparse_model.predict_proba(container(X)), dense.predict_proba(X),
                     rtol=1e-6, atol=1e-10)
+
+
+def test_sparse_copy_false_fits_the_same_model_without_the_csc_copy(monkeypatch):
+    X, y = scaled("wine")
+    X[np.abs(X) < 0.5] = 0.0
+    X = sp.csr_matrix(X)
+    with_copy = SoftmaxRegressionClassifier(tol=1e-8).fit(X, y)
+    built = []
+    original = objective_module.TransposedCSR.__init__
+
+    def record(self, *args, **kwargs):
+        built.append(True)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(objective_module.TransposedCSR, "__init__", record)
+    without = SoftmaxRegressionClassifier(tol=1e-8, sparse_copy=False).fit(X, y)
+    assert built == []
+    assert without.n_iter_ == with_copy.n_iter_
+    assert_allclose(without.coef_, with_copy.coef_, rtol=1e-7, atol=1e-9)
+    SoftmaxRegressionClassifier(tol=1e-8).fit(X, y)
+    assert built == [True]
 
 
 @pytest.mark.parametrize("sparse", [False, True])

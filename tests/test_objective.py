@@ -13,7 +13,7 @@ from sksoftmax._solvers import MinibatchState
 
 
 def make(n_classes=3, fit_intercept=True, alpha=0.1, l1_ratio=0.0, smoothing=0.0,
-         sparse=False, dtype=np.float64, n=30, d=4, seed=0):
+         sparse=False, dtype=np.float64, n=30, d=4, seed=0, sparse_copy=True):
     rng = np.random.RandomState(seed)
     X = rng.randn(n, d).astype(dtype)
     if sparse:
@@ -22,7 +22,8 @@ def make(n_classes=3, fit_intercept=True, alpha=0.1, l1_ratio=0.0, smoothing=0.0
     y = rng.randint(0, n_classes, n).astype(np.intp)
     sw = rng.uniform(0.5, 2.0, n)
     obj = SoftmaxObjective(X, y, sw, n_classes, fit_intercept=fit_intercept,
-                           alpha=alpha, l1_ratio=l1_ratio, label_smoothing=smoothing)
+                           alpha=alpha, l1_ratio=l1_ratio, label_smoothing=smoothing,
+                           sparse_copy=sparse_copy)
     params = rng.randn(obj.n_params) * 0.5
     return obj, params
 
@@ -46,14 +47,37 @@ def objective_by_formula(obj, params):
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
-@pytest.mark.parametrize("sparse", [False, True])
-def test_loss_and_gradient(n_classes, fit_intercept, smoothing, sparse):
-    obj, params = make(n_classes, fit_intercept, smoothing=smoothing, sparse=sparse)
+@pytest.mark.parametrize("sparse, sparse_copy",
+                         [(False, True), (True, True), (True, False)])
+def test_loss_and_gradient(n_classes, fit_intercept, smoothing, sparse, sparse_copy):
+    obj, params = make(n_classes, fit_intercept, smoothing=smoothing, sparse=sparse,
+                       sparse_copy=sparse_copy)
     loss, _ = obj.loss_gradient(params)
     assert loss == pytest.approx(objective_by_formula(obj, params), rel=1e-12)
     err = check_grad(lambda p: obj.loss_gradient(p)[0],
                      lambda p: obj.loss_gradient(p)[1].copy(), params, epsilon=1e-6)
     assert err < 1e-5 * max(1.0, np.linalg.norm(obj.loss_gradient(params)[1]))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_csr_passes_with_and_without_the_csc_copy_agree(n_threads):
+    # 20000 rows make two chunks with two threads: the scatter path then
+    # reduces per-chunk accumulators while the gather path splits columns
+    reference, params = make(n_classes=4, sparse=True, n=20_000, d=50, alpha=0.01)
+    results = []
+    for sparse_copy in (True, False):
+        obj = SoftmaxObjective(reference.X, reference.y, reference.sample_weight, 4,
+                               alpha=0.01, n_threads=n_threads,
+                               sparse_copy=sparse_copy)
+        with obj.parallel():
+            loss, grad = obj.loss_gradient(params)
+        assert (obj._transposed is not None) == sparse_copy
+        results.append((loss, grad.copy()))
+    (loss_copy, grad_copy), (loss_scatter, grad_scatter) = results
+    assert loss_copy == pytest.approx(loss_scatter, rel=1e-12)
+    assert_allclose(grad_copy, grad_scatter, rtol=1e-10, atol=1e-14)
+    expected = objective_by_formula(reference, params)
+    assert loss_copy == pytest.approx(expected, rel=1e-12)
 
 
 def test_float32_data_gives_the_float64_objective_to_float32_precision():
