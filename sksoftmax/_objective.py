@@ -20,6 +20,8 @@ import numpy as np
 from ._kernels import (
     TransposedCSR,
     Workspace,
+    finish_coef_gradient,
+    load_coef_t,
     loss_gradient_sums,
     minibatch_epoch,
     n_chunks_for,
@@ -157,7 +159,7 @@ class SoftmaxObjective:
             keep it.
         """
         coef, intercept = self.unpack(params)
-        self._coef_t[:] = coef.T
+        load_coef_t(coef, self._coef_t)
         self._intercept[:] = intercept
         if self.two_phase and self._transposed is None:
             self._transposed = TransposedCSR(self.X, self.n_logits, self.n_chunks)
@@ -168,15 +170,17 @@ class SoftmaxObjective:
         )
         grad_coef_out, grad_intercept_out = self.unpack(self._grad)
         loss = loss_sum / self.weight_sum
-        np.multiply(grad_coef, 1.0 / self.weight_sum, out=grad_coef_out)
+        # grad_coef may be a transposed view of the (n_features, n_logits) sums
+        transposed = not grad_coef.flags.c_contiguous
+        l2 = self.l2_strength()
+        finish_coef_gradient(grad_coef.T if transposed else grad_coef, transposed,
+                             1.0 / self.weight_sum, coef, l2, grad_coef_out)
         if self.fit_intercept:
             np.multiply(grad_intercept, 1.0 / self.weight_sum, out=grad_intercept_out)
-        l2 = self.l2_strength()
         if l2:
             # Overflow here means divergence, which the solvers report.
             with np.errstate(over="ignore", invalid="ignore"):
                 loss += 0.5 * l2 * float(np.dot(coef.ravel(), coef.ravel()))
-                grad_coef_out += l2 * coef
         return loss, self._grad
 
     def workspaces(self):
