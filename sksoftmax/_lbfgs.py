@@ -61,6 +61,29 @@ def _dot(a, b, start, stop):
 
 
 @njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _copy_and_dot(out, src, d, start, stop):
+    """``out = src`` and ``src'd`` on ``start:stop``, in one read of ``src``."""
+    total = 0.0
+    for j in range(start, stop):
+        out[j] = src[j]
+        total += src[j] * d[j]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _max_abs(a, start, stop):
+    """``max |a|`` on ``start:stop``; NaN if any entry is NaN."""
+    largest = 0.0
+    for j in range(start, stop):
+        v = abs(a[j])
+        if not v <= largest:  # also takes NaN, which then stays
+            largest = v
+            if v != v:
+                return v
+    return largest
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
 def _store_and_project(S, Y, rows, slot, step, d, g, g_old, dots, start, stop):
     """Store the new pair and form the inner products of the compact update.
 
@@ -154,6 +177,15 @@ class VectorOps:
 
     def dot(self, u, v):
         return sum(self._map(lambda c, a, b: _dot(u, v, a, b)))
+
+    def copy_and_dot(self, out, src, d):
+        """``out[:] = src``; returns ``src'd``."""
+        return sum(self._map(lambda c, a, b: _copy_and_dot(out, src, d, a, b)))
+
+    def max_abs(self, v):
+        """``max |v|`` (0 for an empty vector; NaN when v holds a NaN)."""
+        parts = self._map(lambda c, a, b: _max_abs(v, a, b))
+        return parts[0] if np.isnan(parts).any() else max(parts)
 
     def store_and_project(self, S, Y, rows, slot, step, d, g, g_old, dots):
         parts = [dots] + [np.empty_like(dots) for _ in self.bounds[1:]]
@@ -271,7 +303,7 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
     f, grad = loss_gradient(x)
     g = grad.copy()
     loss_curve = []
-    if not np.max(np.abs(g), initial=0.0) > tol:
+    if not ops.max_abs(g) > tol:
         return x, f, g, 0, loss_curve, "converged"
     history = CompactHistory(n, memory, ops)
     g_old = g.copy()
@@ -285,8 +317,7 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
         if step != trial[0]:
             ops.axpy_into(x_trial, x, step, d)
             f_step, grad_step = loss_gradient(x_trial)
-            np.copyto(g_trial, grad_step)
-            trial[:] = step, f_step, ops.dot(g_trial, d)
+            trial[:] = step, f_step, ops.copy_and_dot(g_trial, grad_step, d)
         return trial[1]
 
     def derphi(step):
@@ -329,7 +360,7 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
         if verbose:
             print(f"Iteration {n_iter}, loss = {f:.8f}, "
                   f"time = {time.perf_counter() - start:.3f}s")
-        if not np.max(np.abs(g)) > tol:
+        if not ops.max_abs(g) > tol:
             status = "converged"
             break
         if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
