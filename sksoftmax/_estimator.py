@@ -470,6 +470,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 objective.loss_gradient, params, max_iter=self.max_iter,
                 tol=self.tol, verbose=self.verbose,
                 n_threads=effective_n_threads(self.n_jobs),
+                curvature=objective.curvature_estimate,
             )
         except DivergenceError:
             raise self._divergence_error("an L-BFGS iteration") from None

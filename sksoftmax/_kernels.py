@@ -394,6 +394,31 @@ def finish_coef_gradient(grad_sum, transposed, scale, coef, l2, out):
                 o[j] = scale * grad_sum[j, k] + l2 * c[j]
 
 
+@njit(cache=True, nogil=True)
+def weighted_column_squares(X, sample_weight, out):
+    """``out[j] = sum_i s_i X[i, j]**2`` for dense C-ordered ``X``, in float64."""
+    for j in range(out.shape[0]):
+        out[j] = 0.0
+    for i in range(X.shape[0]):
+        s = sample_weight[i]
+        row = X[i]
+        for j in range(row.shape[0]):
+            v = np.float64(row[j])
+            out[j] += s * v * v
+
+
+@njit(cache=True, nogil=True)
+def weighted_csr_column_squares(data, indices, indptr, sample_weight, out):
+    """``out[j] = sum_i s_i X[i, j]**2`` for CSR ``X``, in float64."""
+    for j in range(out.shape[0]):
+        out[j] = 0.0
+    for i in range(indptr.shape[0] - 1):
+        s = sample_weight[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            v = np.float64(data[p])
+            out[indices[p]] += s * v * v
+
+
 class TransposedCSR:
     """What the two-phase CSR pass needs besides ``X``: a CSC copy and a buffer.
 

@@ -71,11 +71,19 @@ def _copy_and_dot(out, src, d, start, stop):
 
 
 @njit(cache=True, nogil=True)
-def _max_abs(a, start, stop):
-    """``max |a|`` on ``start:stop``; NaN if any entry is NaN."""
-    largest = 0.0
+def _multiply_into(out, a, b, start, stop):
     for j in range(start, stop):
-        v = abs(a[j])
+        out[j] = a[j] * b[j]
+
+
+@njit(cache=True, nogil=True)
+def _max_abs(a, divisor, start, stop):
+    """``max |a / divisor|`` on ``start:stop`` (``divisor`` empty: 1); NaN if
+    any entry is NaN."""
+    largest = 0.0
+    scaled = divisor.shape[0] > 0
+    for j in range(start, stop):
+        v = abs(a[j] / divisor[j]) if scaled else abs(a[j])
         if not v <= largest:  # also takes NaN, which then stays
             largest = v
             if v != v:
@@ -146,6 +154,9 @@ def _direction(S, Y, coef_s, coef_y, gamma, g, d, start, stop):
                 d[j] -= cs * s_i[j] + cy * y_i[j]
 
 
+_NO_DIVISOR = np.empty(0)
+
+
 class VectorOps:
     """The O(n) operations of an iteration, split over threads by index ranges.
 
@@ -182,9 +193,13 @@ class VectorOps:
         """``out[:] = src``; returns ``src'd``."""
         return sum(self._map(lambda c, a, b: _copy_and_dot(out, src, d, a, b)))
 
-    def max_abs(self, v):
-        """``max |v|`` (0 for an empty vector; NaN when v holds a NaN)."""
-        parts = self._map(lambda c, a, b: _max_abs(v, a, b))
+    def multiply_into(self, out, u, v):
+        self._map(lambda c, a, b: _multiply_into(out, u, v, a, b))
+
+    def max_abs(self, v, divisor=None):
+        """``max |v / divisor|`` (0 for an empty vector; NaN when v holds a NaN)."""
+        divisor = _NO_DIVISOR if divisor is None else divisor
+        parts = self._map(lambda c, a, b: _max_abs(v, divisor, a, b))
         return parts[0] if np.isnan(parts).any() else max(parts)
 
     def store_and_project(self, S, Y, rows, slot, step, d, g, g_old, dots):
@@ -257,7 +272,8 @@ class CompactHistory:
 
 
 def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
-                  memory=MEMORY, verbose=False, map_chunks=None, n_chunks=1):
+                  memory=MEMORY, verbose=False, map_chunks=None, n_chunks=1,
+                  scale=None):
     """Minimise a smooth function by L-BFGS (compact update, Moré-Thuente search).
 
     Parameters
@@ -283,6 +299,12 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
         Runs the vector operations on threads (:class:`VectorOps`), over
         ``n_chunks`` ranges of the parameters.
     n_chunks : int, default=1
+    scale : ndarray of float64, default=None
+        Positive per-parameter scales ``r``: L-BFGS then runs on ``u`` with
+        ``params = r * u``, which is L-BFGS with the initial inverse Hessian
+        ``gamma * diag(r**2)`` instead of ``gamma * I`` (a diagonal
+        preconditioner). The stopping rules, the returned gradient and
+        ``params`` stay those of the original variables.
 
     Returns
     -------
@@ -299,11 +321,46 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
     start = time.perf_counter()
     n = params0.shape[0]
     ops = VectorOps(n, map_chunks, n_chunks)
-    x = params0.copy()
+    if scale is None:
+        x = params0.copy()
+    else:
+        x = params0 / scale
+        loss_gradient = _in_scaled_variables(loss_gradient, scale, ops)
+    x, f, g, n_iter, loss_curve, status = _run(
+        loss_gradient, x, ops, start, max_iter=max_iter, tol=tol, ftol=ftol,
+        maxls=maxls, memory=memory, verbose=verbose, divisor=scale)
+    if scale is not None:
+        # back to the original variables: params = r u, grad = grad_u / r
+        x *= scale
+        g /= scale
+    return x, f, g, n_iter, loss_curve, status
+
+
+def _in_scaled_variables(loss_gradient, scale, ops):
+    """``u -> (f(r u), r * grad f(r u))``, into buffers of its own."""
+    x = np.empty_like(scale)
+    grad_u = np.empty_like(scale)
+
+    def scaled(u):
+        ops.multiply_into(x, scale, u)
+        f, grad = loss_gradient(x)
+        ops.multiply_into(grad_u, scale, grad)
+        return f, grad_u
+
+    return scaled
+
+
+def _run(loss_gradient, x, ops, start, *, max_iter, tol, ftol, maxls, memory,
+         verbose, divisor):
+    """The iterations of :func:`compact_lbfgs` from ``x`` (owned, modified).
+
+    Converged when ``max |g / divisor| <= tol`` (``divisor`` None: 1).
+    """
+    n = x.shape[0]
     f, grad = loss_gradient(x)
     g = grad.copy()
     loss_curve = []
-    if not ops.max_abs(g) > tol:
+    if not ops.max_abs(g, divisor) > tol:
         return x, f, g, 0, loss_curve, "converged"
     history = CompactHistory(n, memory, ops)
     g_old = g.copy()
@@ -360,7 +417,7 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
         if verbose:
             print(f"Iteration {n_iter}, loss = {f:.8f}, "
                   f"time = {time.perf_counter() - start:.3f}s")
-        if not ops.max_abs(g) > tol:
+        if not ops.max_abs(g, divisor) > tol:
             status = "converged"
             break
         if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):

@@ -25,6 +25,8 @@ from ._kernels import (
     loss_gradient_sums,
     minibatch_epoch,
     n_chunks_for,
+    weighted_column_squares,
+    weighted_csr_column_squares,
 )
 from ._parallel import chunk_map, serial_map
 from ._steps import SCHEDULES
@@ -182,6 +184,30 @@ class SoftmaxObjective:
             with np.errstate(over="ignore", invalid="ignore"):
                 loss += 0.5 * l2 * float(np.dot(coef.ravel(), coef.ravel()))
         return loss, self._grad
+
+    def curvature_estimate(self):
+        """Estimate of the Hessian's diagonal of :meth:`loss_gradient`, per parameter.
+
+        At equal probabilities ``p = 1 / K`` (where a fit from zero starts)
+        the diagonal is ``c * sum_i s_i x_ij^2 / sum(s) + l2`` for the
+        coefficients of feature ``j`` and ``c`` for the intercepts, with
+        ``c = p (1 - p)`` (``1/4`` in the single-logit binary form). One
+        pass over X. Entries of features never seen, without penalty, are 0.
+        """
+        squares = np.empty(self.n_features)
+        if self.sparse:
+            weighted_csr_column_squares(self.X.data, self.X.indices, self.X.indptr,
+                                        self.sample_weight, squares)
+        else:
+            weighted_column_squares(self.X, self.sample_weight, squares)
+        p = 0.5 if self.binary else 1.0 / self.n_classes
+        c = p * (1.0 - p)
+        diagonal = np.empty(self.n_params)
+        coef, intercept = self.unpack(diagonal)
+        coef[:] = c * squares / self.weight_sum + self.l2_strength()
+        if self.fit_intercept:
+            intercept[:] = c
+        return diagonal
 
     def workspaces(self):
         """The chunks' buffers, allocated once (``n_chunks`` of them)."""

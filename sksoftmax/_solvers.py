@@ -29,10 +29,18 @@ COMPACT_MIN_PARAMS = 2**15
 # As LogisticRegression: stop once f no longer changes in float64; such a stop
 # counts as converged only by the gradient rule.
 _FTOL = 64 * np.finfo(float).eps
+# The compact L-BFGS starts each iteration's inverse Hessian from gamma *
+# diag(h)^-power, h the objective's curvature estimate. The exact Jacobi
+# scaling (power 1) over-scales rare features, whose curvature comes mostly
+# through rows shared with frequent ones. Iterations to LogisticRegression's
+# objective on 200k x 100k TF-IDF, K = 20 (benchmarks.targets):
+#   Zipf vocabulary: no scaling 291, power 1: 122, 0.75: 80, 0.5: 67;
+#   flat vocabulary: 12, 2, 5, 7 (the intercept is what needs the scaling).
+_PRECONDITIONER_POWER = 0.5
 
 
 def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
-          compact=None):
+          compact=None, curvature=None):
     """Minimise a smooth objective by L-BFGS.
 
     Parameters
@@ -55,6 +63,11 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         L-BFGS-B (False); None: the compact one from ``COMPACT_MIN_PARAMS``
         parameters on. Both take the same line search and the same stopping
         rules.
+    curvature : callable, default=None
+        ``curvature() -> h``, an estimate of the Hessian's diagonal (``h >=
+        0``). The compact implementation then preconditions with
+        ``diag(h)^(-1/2)`` (see ``_PRECONDITIONER_POWER``); scipy's runs
+        without. Not called on the scipy path.
 
     Returns
     -------
@@ -73,10 +86,12 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         compact = params0.shape[0] >= COMPACT_MIN_PARAMS
     if compact:
         n_chunks = max(1, min(n_threads, params0.shape[0] // 2**16))
+        scale = None if curvature is None else _diagonal_scale(curvature())
         with chunk_map(n_chunks) as map_chunks:
             params, f, grad, n_iter, loss_curve, status = compact_lbfgs(
                 loss_gradient, params0, max_iter=max_iter, tol=tol, ftol=_FTOL,
-                verbose=verbose, map_chunks=map_chunks, n_chunks=n_chunks)
+                verbose=verbose, map_chunks=map_chunks, n_chunks=n_chunks,
+                scale=scale)
         message = None
     else:
         params, f, grad, n_iter, loss_curve, status, message = _scipy_lbfgs(
@@ -86,6 +101,18 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
             f"L-BFGS reached a non-finite objective ({message or status}).")
     return params, n_iter, loss_curve, _lbfgs_failure(grad, n_iter, status, message,
                                                       tol, max_iter)
+
+
+def _diagonal_scale(h):
+    """Per-parameter scales ``r`` with ``r**2 = h ** -_PRECONDITIONER_POWER``.
+
+    Entries with no curvature estimate (``h <= 0`` or not finite) keep 1.
+    """
+    h = np.asarray(h, dtype=float)
+    usable = np.isfinite(h) & (h > 0)
+    scale = np.ones_like(h)
+    scale[usable] = h[usable] ** (-0.5 * _PRECONDITIONER_POWER)
+    return scale
 
 
 def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose):

@@ -58,6 +58,7 @@ def precompile(solvers=SOLVERS, dtypes=DTYPES, formats=FORMATS, verbose=False):
     """
     from sksoftmax import SoftmaxRegressionClassifier
     from sksoftmax._lbfgs import compact_lbfgs
+    from sksoftmax._objective import SoftmaxObjective
 
     rng = np.random.RandomState(0)
     X = rng.randn(60, 4)
@@ -73,6 +74,10 @@ def precompile(solvers=SOLVERS, dtypes=DTYPES, formats=FORMATS, verbose=False):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # 2 iterations: not converged
                     SoftmaxRegressionClassifier(solver=solver, max_iter=2).fit(data, y)
+                if solver == "lbfgs":
+                    # large models also estimate the curvature (preconditioner)
+                    SoftmaxObjective(data, y.astype(np.intp), np.ones(len(y)),
+                                     3).curvature_estimate()
                 seconds[fmt, dtype, solver] = time.perf_counter() - start
                 if verbose:
                     print(f"{fmt:5s} {dtype:7s} {solver:5s} "
@@ -82,7 +87,7 @@ def precompile(solvers=SOLVERS, dtypes=DTYPES, formats=FORMATS, verbose=False):
         start = time.perf_counter()
         center = np.arange(4.0)
         compact_lbfgs(lambda p: (0.5 * float((p - center) @ (p - center)), p - center),
-                      np.zeros(4), max_iter=3, tol=1e-12, ftol=0.0)
+                      np.zeros(4), max_iter=3, tol=1e-12, ftol=0.0, scale=np.ones(4))
         seconds["any", "float64", "lbfgs-compact"] = time.perf_counter() - start
         if verbose:
             print(f"L-BFGS of large models "

@@ -181,3 +181,31 @@ def test_objective_includes_the_l1_part():
                                                   rel=1e-12)
     coef, _ = obj.unpack(params)
     assert obj.l1_penalty(params) == pytest.approx(0.3 * 0.5 * np.abs(coef).sum())
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_curvature_estimate_is_the_hessian_diagonal_at_zero(n_classes, sparse,
+                                                           fit_intercept):
+    # at params = 0 every class has probability 1/K (1/2 in the binary form),
+    # where the estimate is exact; label smoothing does not change the Hessian
+    obj, _ = make(n_classes, fit_intercept, alpha=0.3, smoothing=0.1, sparse=sparse,
+                  d=5)
+    h = obj.curvature_estimate()
+    zero, eps = np.zeros(obj.n_params), 1e-5
+    for i in range(obj.n_params):
+        step = np.zeros(obj.n_params)
+        step[i] = eps
+        g_plus = obj.loss_gradient(zero + step)[1][i]
+        g_minus = obj.loss_gradient(zero - step)[1][i]
+        assert h[i] == pytest.approx((g_plus - g_minus) / (2 * eps), rel=1e-6)
+    # and it is the documented formula, with the sample weights
+    X = obj.X.toarray() if sparse else obj.X
+    c = 0.25 if n_classes == 2 else (1 / n_classes) * (1 - 1 / n_classes)
+    s = obj.sample_weight
+    coef, intercept = obj.unpack(h)
+    assert_allclose(coef, np.broadcast_to(c * (s @ X**2) / s.sum() + 0.3, coef.shape),
+                    rtol=1e-12)
+    if fit_intercept:
+        assert_allclose(intercept, c, rtol=0)

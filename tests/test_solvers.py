@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit
 
 from sksoftmax import _steps
@@ -265,3 +265,52 @@ def test_compact_lbfgs_does_not_modify_the_start():
     x0 = np.full(60, 0.5)
     compact_lbfgs(f, x0, max_iter=5, tol=1e-7, ftol=0.0)
     assert_allclose(x0, 0.5)
+
+
+def _badly_scaled_quadratic(n=2000, seed=0):
+    """0.5 sum h (x - c)^2 with curvatures over four decades, and its h."""
+    rng = np.random.default_rng(seed)
+    h = 10.0 ** rng.uniform(-4, 0, n)
+    c = rng.standard_normal(n)
+
+    def loss_gradient(x):
+        diff = x - c
+        return 0.5 * float(np.sum(h * diff**2)), h * diff
+
+    return loss_gradient, h, c
+
+
+def test_compact_lbfgs_with_a_diagonal_scale_keeps_the_original_variables():
+    loss_gradient, h, c = _badly_scaled_quadratic()
+    start = np.full(h.shape, 0.5)
+    before = start.copy()
+    x, f, g, n_iter, curve, status = compact_lbfgs(
+        loss_gradient, start, max_iter=500, tol=1e-10, ftol=0.0, scale=h ** -0.5)
+    assert status == "converged"
+    assert_array_equal(start, before)
+    # x, f, g and the stopping rule are those of the original variables
+    assert_allclose(x, c, atol=1e-6)
+    f_x, g_x = loss_gradient(x)
+    assert f == pytest.approx(f_x, rel=1e-12, abs=1e-300)
+    assert_allclose(g, g_x, rtol=1e-10, atol=1e-300)
+    assert np.max(np.abs(g)) <= 1e-10
+    assert len(curve) == n_iter
+
+
+def test_lbfgs_preconditions_the_compact_path_with_the_curvature_estimate():
+    loss_gradient, h, c = _badly_scaled_quadratic()
+    runs = {}
+    for name, curvature in (("plain", None), ("scaled", lambda: h)):
+        x, n_iter, _, failure = lbfgs(loss_gradient, np.zeros_like(h), max_iter=2000,
+                                      tol=1e-6, compact=True, curvature=curvature)
+        assert failure is None
+        assert_allclose(x, c, atol=1e-6 / h.min())
+        runs[name] = n_iter
+    # with h exact, diag(h)^-1/2 leaves curvatures over two decades, not four
+    assert runs["scaled"] < runs["plain"] / 2
+    # the scipy path takes no preconditioner: the estimate is not even asked for
+    def fail():
+        raise AssertionError("curvature called on the scipy path")
+
+    lbfgs(loss_gradient, np.zeros_like(h), max_iter=5, tol=1e-8, compact=False,
+          curvature=fail)
