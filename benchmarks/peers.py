@@ -3,8 +3,8 @@
 Each peer turns the common penalty ``alpha`` (objective ``mean CE + alpha/2
 ||W||^2``) into its own parameters, builds an unfitted model, and reads back
 its linear parameters so that one function (``objective.objective``) scores
-every model. ``skip`` says why a peer does not run on a data set (too slow
-there, or an input it does not take).
+every model. ``skip`` says why a peer does not run on a data set (an input it
+does not take); ``capped`` says when a slow peer runs with its time capped.
 """
 
 import importlib.util
@@ -19,8 +19,9 @@ from sksoftmax import SoftmaxRegressionClassifier
 class Peer:
     """One benchmarked model: ``label(method)``, e.g. ``LogisticRegression(lbfgs)``.
 
-    ``max_rows`` and ``max_logits_x_features`` skip data sets larger than this
-    (the peer would take minutes there).
+    Above ``max_rows`` training rows or ``max_logits_x_features`` K*d the
+    peer would take minutes: it runs there with its time capped (the runner
+    sets ``max_iter`` from the time of one iteration), never skipped.
     """
 
     label = ""
@@ -33,16 +34,20 @@ class Peer:
         self.max_logits_x_features = max_logits_x_features
 
     def skip(self, spec, n_train):
-        if self.max_rows is not None and n_train > self.max_rows:
-            return f"{self.name} is skipped above {self.max_rows} rows (too slow)"
         if self.dense_only and spec["kind"] == "sparse_text":
             return f"{self.name} takes dense input only here"
+        return None
+
+    def capped(self, spec, n_train):
+        """Why this peer's time is capped on this data set, or None."""
+        if self.max_rows is not None and n_train > self.max_rows:
+            return f"above {self.max_rows} rows"
         k, d = spec.get("k", 0), spec.get("d", 0)
         if (
             self.max_logits_x_features is not None
             and k * d > self.max_logits_x_features
         ):
-            return f"{self.name} is skipped for K*d > {self.max_logits_x_features}"
+            return f"K*d above {self.max_logits_x_features}"
         return None
 
     def make(self, alpha, n_train, max_iter=None):
@@ -203,7 +208,7 @@ def torch_available():
 
 
 def all_peers(big_rows=300_000, slow_rows=100_000):
-    """Every peer, with size caps for the slow ones (rows of training data).
+    """Every peer, with the sizes above which the slow ones are time-capped.
 
     newton-cholesky and SGDClassifier take 27-50 s and about 40 s per fit on
     200,000 x 100 (K = 10) on 2 cores, so they stop at ``slow_rows``.

@@ -47,8 +47,14 @@ def results_table(records):
             mem = (f"{_mib(r['peak_above_input_bytes'])} "
                    f"({100 * r['peak_above_input_bytes'] / r['input_bytes']:.1f}%)")
         warn = " (ConvergenceWarning)" if "ConvergenceWarning" in r["warnings"] else ""
+        cap = r.get("cap")
+        if cap and cap["reached"]:
+            warn += (f" (time capped at ~{cap['cap_s']:g} s: max_iter="
+                     f"{cap['max_iter']}, {cap['why']})")
+        runs = "" if r.get("timed_runs", 2) > 1 else " (1 run)"
         lines.append(
-            f"| {r['dataset']} | {r['peer']}{warn} | {r['fit_s']:.4f} | {speed} | "
+            f"| {r['dataset']} | {r['peer']}{warn} | {r['fit_s']:.4f}{runs} | "
+            f"{speed} | "
             f"{r['first_fit_s']:.3f} | {r['n_iter']} | {r['objective']:.7f} | "
             f"{r['test_accuracy']:.4f} | {r['test_log_loss']:.4f} | {mem} |")
     return "\n".join(lines)

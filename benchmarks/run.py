@@ -32,6 +32,10 @@ from benchmarks.objective import objective
 from benchmarks.peers import SkSoftmax, all_peers
 
 ALPHA = 1e-4
+# A peer's time cap where ``Peer.capped`` says so, and the fit time above which
+# a fit is timed once (its warm-up fit is the timing).
+CAP_S = 60.0
+LONG_S = 30.0
 
 
 def presets():
@@ -76,17 +80,28 @@ def run_peer(peer, spec, data, repeats, memory):
     if reason:
         return dict(record, status="skipped", reason=reason)
     try:
-        first, _ = fit_timed(peer.make(ALPHA, len(y_train)), X_train, y_train)
-        times, warned = [], []
-        for _ in range(repeats):
-            model = peer.make(ALPHA, len(y_train))
+        max_iter, cap = None, peer.capped(spec, len(y_train))
+        if cap:
+            # one iteration's time sets max_iter so that a fit stays near CAP_S
+            one, _ = fit_timed(peer.make(ALPHA, len(y_train), max_iter=1), X_train,
+                               y_train)
+            max_iter = max(1, int(CAP_S / max(one, 1e-9)))
+            record["cap"] = {"why": cap, "cap_s": CAP_S, "max_iter": max_iter,
+                             "one_iteration_s": one}
+        model = peer.make(ALPHA, len(y_train), max_iter=max_iter)
+        first, warned = fit_timed(model, X_train, y_train)
+        times = [first] if first > LONG_S else []
+        for _ in range(repeats if not times else 0):
+            model = peer.make(ALPHA, len(y_train), max_iter=max_iter)
             elapsed, warned = fit_timed(model, X_train, y_train)
             times.append(elapsed)
+        if cap:
+            record["cap"]["reached"] = peer.n_iter(model) >= max_iter
         coef, intercept = peer.linear_params(model)
         codes = np.searchsorted(model.classes_, y_train)
         proba = model.predict_proba(X_test)
         record.update(
-            status="ok", first_fit_s=first, fit_times_s=times,
+            status="ok", first_fit_s=first, fit_times_s=times, timed_runs=len(times),
             fit_s=float(np.median(times)), n_iter=peer.n_iter(model),
             objective=objective(coef, intercept, X_train, codes, ALPHA),
             test_accuracy=float(accuracy_score(y_test, model.predict(X_test))),
@@ -96,8 +111,9 @@ def run_peer(peer, spec, data, repeats, memory):
         return dict(record, status="error", reason=f"{type(exc).__name__}: {exc}")
     if memory:
         try:
+            extra = [] if max_iter is None else [str(max_iter)]
             record.update(measure.run_child("memory", json.dumps(spec), peer.name,
-                                            str(ALPHA)))
+                                            str(ALPHA), *extra))
         except Exception as exc:
             record["memory_error"] = str(exc)
     return record
@@ -251,7 +267,8 @@ def main(argv=None):
             results["passes"][spec["name"]] = time_one_pass(data)
             results["curves"][spec["name"]] = {
                 peer.name: convergence_curve(peer, data) for peer in peers()
-                if peer.skip(spec, len(data[2])) is None}
+                if peer.skip(spec, len(data[2])) is None
+                and peer.capped(spec, len(data[2])) is None}
             save()
         del data
     for spec in preset["scaling"] if "scaling" in parts else []:
