@@ -273,3 +273,19 @@ def test_transposed_csr_splits_columns_by_stored_entries():
     assert t.nbytes == (t.X_csc.data.nbytes + t.X_csc.indices.nbytes
                         + t.X_csc.indptr.nbytes + t.D.nbytes)
     assert_allclose(t.X_csc.toarray(), X.toarray())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocked_transposing_copies_equal_numpy(dtype):
+    # 600 features: more than one block of columns, and a partial last block
+    rng = np.random.default_rng(0)
+    coef = rng.standard_normal((7, 600))
+    coef_t = np.empty((600, 7), dtype=dtype)
+    _kernels.load_coef_t(coef, coef_t)
+    assert np.array_equal(coef_t, coef.T.astype(dtype))
+    grad_t = rng.standard_normal((600, 7))
+    out = np.empty_like(coef)
+    grad = np.ascontiguousarray(grad_t.T)
+    for transposed, grad_sum in ((True, grad_t), (False, grad)):
+        _kernels.finish_coef_gradient(grad_sum, transposed, 0.25, coef, 0.1, out)
+        assert np.array_equal(out, 0.25 * grad_t.T + 0.1 * coef)
