@@ -333,10 +333,10 @@ def _csc_gradient(data, indices, indptr, D, start, stop, grad_coef_t):
     """``grad_coef_t[j] = sum_i X[i, j] D[i]`` for the columns ``start:stop``.
 
     A gather over the CSC copy: each column reads the rows of ``D`` it
-    needs (in increasing order) and sums them in registers-sized float64
-    accumulators, then writes its gradient row once. Columns are owned by one
-    thread each: no shared accumulator, nothing to reduce, and the sum of a
-    column is always taken in the same order.
+    needs (in increasing order) and adds them, four at a time in D's dtype,
+    into a float64 accumulator, then writes its gradient row once. Columns
+    are owned by one thread each: no shared accumulator, nothing to reduce,
+    and the sum of a column is always taken in the same order.
     """
     n_logits = D.shape[1]
     acc = np.empty(n_logits)
