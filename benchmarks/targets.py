@@ -42,7 +42,7 @@ import numpy as np
 from benchmarks import datasets
 from benchmarks.objective import objective
 from benchmarks.peers import LogReg, SkSoftmax
-from benchmarks.run import environment
+from benchmarks.run import LONG_S, environment
 
 # the targets: speed-up over LR to its objective, per data set family
 TARGETS = {"text": 3.0, "cifar": 3.0, "headline": 5.0, "wide": None}
@@ -327,7 +327,7 @@ def main(argv=None):
                         help="LogisticRegression's C (alpha = 1 / (C n)); default "
                              "LR's own default, as a new user runs it")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--long", type=float, default=30.0,
+    parser.add_argument("--long", type=float, default=LONG_S,
                         help="a fit longer than this many seconds is timed once")
     parser.add_argument("--append", action="store_true",
                         help="add to (replace by name in) an existing targets.json")
