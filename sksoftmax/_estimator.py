@@ -27,7 +27,7 @@ from . import _cuda
 from ._math import log_softmax, softmax
 from ._objective import SoftmaxObjective
 from ._parallel import effective_n_threads
-from ._solvers import DivergenceError, MinibatchSolver, lbfgs
+from ._solvers import DivergenceError, MinibatchSolver, auto_eta0, lbfgs
 from ._steps import SCHEDULES
 
 _STOCHASTIC = ("sgd", "adam")
@@ -88,15 +88,21 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Whether to fit an intercept per class.
     max_iter : int, default=1000
         Maximum L-BFGS iterations, or epochs for ``"sgd"`` and ``"adam"``.
-    tol : float, default=1e-4
+    tol : float or "auto", default="auto"
         ``"lbfgs"`` stops when the largest absolute gradient entry is at most
-        ``tol``. ``"sgd"``/``"adam"`` stop when the epoch's training objective
-        (or, with early stopping, the validation accuracy) has not improved by
-        ``tol`` for ``n_iter_no_change`` consecutive epochs.
+        ``tol``. ``"sgd"``/``"adam"`` stop when the training objective of the
+        model (with ``average``, the averaged one) has not dropped by ``tol``
+        times its size for ``n_iter_no_change`` consecutive epochs (or, with
+        early stopping, when the validation accuracy has not risen by
+        ``tol``). ``"auto"`` is 1e-4 for ``"lbfgs"`` and 1e-3 for ``"sgd"``
+        and ``"adam"``.
     batch_size : int or "auto", default="auto"
         Minibatch size for ``"sgd"`` and ``"adam"``; ``"auto"`` is
-        ``min(200, n_samples)``. Larger values are clipped to the number of
-        training samples.
+        ``min(200, ceil(n_samples / 10))``, so that an epoch takes at least
+        10 updates. Larger values are clipped to the number of training
+        samples. ``partial_fit`` splits each chunk into at least ``min(10,
+        n_chunk)`` minibatches, whatever ``batch_size`` is: a chunk smaller
+        than the batch size is never a single step.
     learning_rate : {"constant", "optimal", "invscaling", "adaptive"}, \
             default="optimal"
         Schedule of the base step ``eta_t`` at update ``t = 0, 1, ...``:
@@ -106,8 +112,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         ``eta0``, divided by 5 whenever ``n_iter_no_change`` epochs pass
         without improvement, until it is below 1e-6. Adam scales its step by
         the same schedule.
-    eta0 : float, default=0.01
-        Initial learning rate of ``"sgd"`` and ``"adam"``.
+    eta0 : float or "auto", default="auto"
+        Initial learning rate of ``"sgd"`` and ``"adam"``. ``"auto"`` derives
+        it from the data: ``1 / L(b)`` for minibatches of ``b`` rows, where
+        ``L(b)`` interpolates between the largest per-sample smoothness
+        constant of the loss (``c max_i ||x_i||^2 + alpha``, ``c = 1/2``, as
+        sklearn's SAG step) and that of the mean loss (``c`` times the top
+        eigenvalue of the second-moment matrix, estimated on at most 4096
+        rows); scaled for Nesterov's or heavy-ball momentum, and for Adam by
+        the size of a per-sample gradient entry at the start. For
+        ``partial_fit`` the constants come from the first chunk.
     power_t : float, default=0.5
         Exponent of ``"invscaling"``.
     momentum : float, default=0.9
@@ -118,6 +132,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Decay rates of Adam's first and second moment estimates, in ``[0, 1)``.
     epsilon : float, default=1e-8
         Adam's denominator guard.
+    average : bool or int, default=True
+        For ``"sgd"``/``"adam"``: Polyak-Ruppert averaging. ``coef_`` and
+        ``intercept_`` hold the mean of the iterates after every update from
+        the first one after which ``average`` samples have been seen (True:
+        from the first update; False or 0: no averaging, the last iterate).
+        The average removes the noise that a large constant step leaves in
+        the iterate, so the default fit gets near the optimum without a
+        decaying schedule. Not used with ``l1_ratio > 0``: a mean of
+        iterates would lose the exact zeros of the proximal steps.
     early_stopping : bool, default=False
         For ``"sgd"``/``"adam"``: hold out a stratified ``validation_fraction``
         of the training data and stop when its accuracy has not improved by
@@ -125,7 +148,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         ``SGDClassifier``). Ignored by ``"lbfgs"`` and by ``partial_fit``.
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping, in (0, 1).
-    n_iter_no_change : int, default=5
+    n_iter_no_change : int, default=3
         Epochs without improvement before stopping (or, for ``"adaptive"``,
         before dividing the learning rate).
     shuffle : bool, default=True
@@ -184,8 +207,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     t_ : int
         Number of training samples seen by ``"sgd"``/``"adam"``.
     loss_curve_ : list of float
-        Training objective after each iteration (``"lbfgs"``) or epoch (mean
-        over the epoch's minibatches, ``"sgd"``/``"adam"``).
+        Training objective after each iteration (``"lbfgs"``) or epoch
+        (``"sgd"``/``"adam"``: the objective of the model after the epoch,
+        on a fixed random subset of 16384 rows when there are more). For
+        ``partial_fit``: the mean over the chunk's minibatches of their loss
+        before each update.
     validation_scores_ : list of float or None
         Validation accuracy after each epoch with early stopping, else None.
     best_validation_score_ : float or None
@@ -214,11 +240,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"),
                        StrOptions({"auto"})],
         "learning_rate": [StrOptions(set(SCHEDULES))],
-        "eta0": [Interval(Real, 0, None, closed="neither")],
+        "eta0": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "average": [Interval(Integral, 0, None, closed="left"), "boolean"],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
@@ -247,19 +274,20 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         l1_ratio=0.0,
         fit_intercept=True,
         max_iter=1000,
-        tol=1e-4,
+        tol="auto",
         batch_size="auto",
         learning_rate="optimal",
-        eta0=0.01,
+        eta0="auto",
         power_t=0.5,
         momentum=0.9,
         nesterovs_momentum=True,
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
+        average=True,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=5,
+        n_iter_no_change=3,
         shuffle=True,
         random_state=None,
         class_weight=None,
@@ -285,6 +313,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
+        self.average = average
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -364,17 +393,48 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             n_threads=n_threads, sparse_copy=self.sparse_copy,
         )
 
-    def _minibatch_solver(self):
+    def _minibatch_solver(self, eta0):
         return MinibatchSolver(
-            self.solver, learning_rate=self.learning_rate, eta0=self.eta0,
+            self.solver, learning_rate=self.learning_rate, eta0=eta0,
             power_t=self.power_t, alpha=self.alpha, momentum=self.momentum,
             nesterovs_momentum=self.nesterovs_momentum, beta_1=self.beta_1,
             beta_2=self.beta_2, epsilon=self.epsilon,
+            # a mean of sparse iterates is not sparse: no averaging with L1
+            average=int(self.average) if self.l1_ratio == 0 else 0,
         )
 
-    def _batch_size(self, n_samples):
+    def _eta0(self, smoothness, batch_size, n_rows):
+        """``eta0``, or the rate that ``eta0="auto"`` derives from the data."""
+        if self.eta0 != "auto":
+            return float(self.eta0)
+        max_smoothness, mean_smoothness, scale = smoothness
+        eta0 = auto_eta0(self.solver, max_smoothness, mean_smoothness,
+                         batch_size=batch_size, n_samples=n_rows,
+                         momentum=self.momentum,
+                         nesterov=self.nesterovs_momentum, scale=scale)
+        if not (np.isfinite(eta0) and eta0 > 0):
+            raise self._divergence_error("eta0='auto' (the data's smoothness "
+                                         "constant is not finite)")
+        return eta0
+
+    def _tol(self):
+        if self.tol != "auto":
+            return float(self.tol)
+        # lbfgs: the gradient's largest entry, as LogisticRegression; sgd/adam:
+        # a relative change of the objective, about where LogisticRegression's
+        # default fits stop short of the optimum
+        return 1e-4 if self.solver == "lbfgs" else 1e-3
+
+    def _batch_size(self, n_samples, chunk=False):
+        """Rows per update: ``"auto"`` is ``min(200, ceil(n / 10))``, at least
+        10 updates per epoch, so that small sets learn in few epochs; a
+        ``partial_fit`` chunk always gets at least ``min(10, n)`` updates,
+        whatever ``batch_size`` is (a stream's chunks can be small)."""
+        at_least_ten = max(1, -(-n_samples // 10))
         if self.batch_size == "auto":
-            return min(200, n_samples)
+            return min(200, at_least_ten)
+        if chunk:
+            return min(self.batch_size, at_least_ten)
         return min(self.batch_size, n_samples)
 
     def _fitted_params(self, objective, params):
@@ -389,7 +449,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if self.solver == "lbfgs":
             advice = "or increasing alpha"
         else:
-            advice = "or decreasing eta0"
+            advice = "or setting a smaller eta0"
         return ValueError(
             f"Floating-point under-/overflow occurred at {where}: the objective or "
             f"the coefficients became non-finite. Scaling input data with "
@@ -444,8 +504,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             y_codes = y_codes.astype(np.intp, copy=False)
             sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
             self._check_weight_per_class(y_codes, sample_weight, classes)
-            objective = self._objective(X, y_codes, sample_weight, classes,
-                                        effective_n_threads(self.n_jobs))
+            # minibatch steps run serially: threads only for full passes
+            objective = self._objective(
+                X, y_codes, sample_weight, classes,
+                effective_n_threads(self.n_jobs) if self.solver == "lbfgs" else 1)
             # warm start only from a model of the same classes and features
             warm = (self.warm_start and hasattr(self, "coef_")
                     and np.array_equal(getattr(self, "classes_", None), classes)
@@ -468,7 +530,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         try:
             params, n_iter, loss_curve, failure = lbfgs(
                 objective.loss_gradient, params, max_iter=self.max_iter,
-                tol=self.tol, verbose=self.verbose,
+                tol=self._tol(), verbose=self.verbose,
                 n_threads=effective_n_threads(self.n_jobs),
                 curvature=objective.curvature_estimate,
             )
@@ -510,25 +572,32 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             def validation_score(p):
                 return self._accuracy(objective, p, X_val, y_val, w_val)
 
-        solver = self._minibatch_solver()
+        batch_size = self._batch_size(train_rows.shape[0])
+        smoothness = (self._smoothness(objective, params, train_rows)
+                      if self.eta0 == "auto" else None)
+        solver = self._minibatch_solver(
+            self._eta0(smoothness, batch_size, train_rows.shape[0]))
         state = solver.init_state(params)
+        state.smoothness = smoothness
         try:
             n_epochs, loss_curve, scores, converged = solver.fit(
                 state, objective.minibatch_epoch, train_rows,
-                batch_size=self._batch_size(train_rows.shape[0]),
+                batch_size=batch_size,
                 rng=rng, shuffle=self.shuffle,
-                max_iter=self.max_iter, tol=self.tol,
+                max_iter=self.max_iter, tol=self._tol(),
                 n_iter_no_change=self.n_iter_no_change,
                 penalty=objective.l1_penalty if objective.l1_strength() else None,
-                validation_score=validation_score, verbose=self.verbose,
+                validation_score=validation_score,
+                model_loss=self._model_loss(objective, train_rows),
+                verbose=self.verbose,
             )
         except DivergenceError as exc:
             raise self._divergence_error(str(exc)) from None
-        fitted = self._fitted_params(objective, state.params)
+        fitted = self._fitted_params(objective, state.model)
         if not converged:
             warnings.warn(
                 f"Maximum number of epochs ({self.max_iter}) reached before "
-                f"convergence (tol={self.tol}). Increase max_iter.",
+                f"convergence (tol={self._tol()}). Increase max_iter.",
                 ConvergenceWarning, stacklevel=4,  # the caller of fit
             )
         return {**fitted, "n_iter_": n_epochs,
@@ -536,6 +605,31 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "validation_scores_": scores if self.early_stopping else None,
                 "best_validation_score_": max(scores) if self.early_stopping else None,
                 "_minibatch_state": state, "_rng": rng}
+
+    @staticmethod
+    def _some_rows(rows, n):
+        """At most ``n`` of ``rows``, in order; the same ones at every call."""
+        if rows.shape[0] <= n:
+            return rows
+        pick = np.random.default_rng(0).choice(rows.shape[0], n, replace=False)
+        return rows[np.sort(pick)]
+
+    def _model_loss(self, objective, rows, max_rows=16384):
+        """The training objective of a model, on at most ``max_rows`` rows."""
+        if rows.shape[0] <= max_rows and rows.shape[0] == objective.X.shape[0]:
+            return objective.objective
+        some = self._some_rows(rows, max_rows)
+        return self._objective(objective.X[some], objective.y[some],
+                               objective.sample_weight[some],
+                               np.arange(objective.n_classes)).objective
+
+    def _smoothness(self, objective, params, rows):
+        """What ``eta0="auto"`` needs: the smoothness constants, and for Adam
+        the size of a per-sample gradient entry (on at most 4096 rows)."""
+        max_smoothness, mean_smoothness = objective.smoothness(rows)
+        scale = (objective.gradient_size(params, self._some_rows(rows, 4096))
+                 if self.solver == "adam" else 1.0)
+        return max_smoothness, mean_smoothness, scale
 
     @staticmethod
     def _accuracy(objective, params, X, y_codes, weights):
@@ -602,36 +696,45 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
         # minibatch kernels run serially: no threads to start
         objective = self._objective(X, y_codes, sample_weight, self.classes_)
-        solver = self._minibatch_solver()
+        batch_size = self._batch_size(X.shape[0], chunk=True)
         state = getattr(self, "_minibatch_state", None)
         if first_call or state is None or state.solver != self.solver:
             params = (objective.init_params() if first_call
                       else self._user_params(objective))
+            # eta0="auto" takes its constants from the first chunk
+            smoothness = (self._smoothness(objective, params, objective.all_rows)
+                          if self.eta0 == "auto" else None)
+            solver = self._minibatch_solver(
+                self._eta0(smoothness, batch_size, X.shape[0]))
             state = solver.init_state(params)
+            state.smoothness = smoothness
             n_iter, t, loss_curve = 0, 0, []
             rng = check_random_state(self.random_state)
         else:
             # work on a copy: a failing epoch must not advance the stored state
             state = state.copy()
+            if state.smoothness is None and self.eta0 == "auto":
+                state.smoothness = self._smoothness(objective, state.params,
+                                                    objective.all_rows)
+            solver = self._minibatch_solver(
+                self._eta0(state.smoothness, batch_size, X.shape[0]))
             edited = any(
                 not np.array_equal(mine, theirs)
                 for mine, theirs in zip(
-                    self._fitted_params(objective, state.params).values(),
+                    self._fitted_params(objective, state.model).values(),
                     (self.coef_, self.intercept_), strict=True))
             if edited:  # the user changed coef_ or intercept_: start from theirs
-                state.params = self._user_params(objective)
+                state.restart_from(self._user_params(objective))
             n_iter, t, loss_curve = self.n_iter_, self.t_, self.loss_curve_
             rng = self._rng
         start = time.perf_counter()
         try:
-            loss = solver.epoch(
-                state, objective.minibatch_epoch, objective.all_rows,
-                self._batch_size(X.shape[0]), rng if self.shuffle else None,
-            )
+            loss = solver.epoch(state, objective.minibatch_epoch, objective.all_rows,
+                                batch_size, rng if self.shuffle else None)
         except DivergenceError:
             raise self._divergence_error(f"epoch #{n_iter + 1}") from None
         loss += objective.l1_penalty(state.params)
-        fitted = self._fitted_params(objective, state.params)
+        fitted = self._fitted_params(objective, state.model)
         for name, value in fitted.items():
             setattr(self, name, value)
         self._minibatch_state = state

@@ -419,6 +419,32 @@ def weighted_csr_column_squares(data, indices, indptr, sample_weight, out):
             out[indices[p]] += s * v * v
 
 
+@njit(cache=True, nogil=True)
+def max_weighted_row_square(X, sample_weight, extra):
+    """``max_i s_i (||X[i]||^2 + extra)`` for dense ``X``, in float64."""
+    best = 0.0
+    for i in range(X.shape[0]):
+        total = extra
+        for j in range(X.shape[1]):
+            v = np.float64(X[i, j])
+            total += v * v
+        best = max(best, sample_weight[i] * total)
+    return best
+
+
+@njit(cache=True, nogil=True)
+def max_weighted_csr_row_square(data, indptr, sample_weight, extra):
+    """``max_i s_i (||X[i]||^2 + extra)`` for CSR ``X``, in float64."""
+    best = 0.0
+    for i in range(indptr.shape[0] - 1):
+        total = extra
+        for p in range(indptr[i], indptr[i + 1]):
+            v = np.float64(data[p])
+            total += v * v
+        best = max(best, sample_weight[i] * total)
+    return best
+
+
 class TransposedCSR:
     """What the two-phase CSR pass needs besides ``X``: a CSC copy and a buffer.
 
@@ -715,14 +741,19 @@ def _batch_gradient_impl(data, bufs, rows, coef_t, intercept, smoothing, binary,
 def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef,
                     fit_intercept, coef_t, intercept, grad_intercept, grad, l2, l1,
                     smoothing, binary, schedule, eta0, eta, alpha, power_t,
-                    momentum, nesterov, beta_1, beta_2, epsilon, step, moments,
-                    shift, threshold):
+                    momentum, nesterov, beta_1, beta_2, epsilon, counts, moments,
+                    shift, threshold, average, average_from):
     """One epoch of minibatch updates over ``order``, entirely compiled.
 
     For each minibatch: refresh the kernel-side parameters, compute the
     weighted mean loss and gradient (plus the L2 term), take one SGD or Adam
-    step (``_steps``) with the scheduled learning rate, apply the L1 prox.
+    step (``_steps``) with the scheduled learning rate, apply the L1 prox,
+    and fold the new iterate into the running mean ``average`` once
+    ``average_from`` samples have been seen (``average_from <= 0``: never).
     Nothing is allocated per step.
+
+    ``counts`` holds ``[updates, samples seen, iterates averaged]`` and is
+    advanced in place.
 
     Returns
     -------
@@ -730,8 +761,6 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
         Sum over minibatches of (mean loss before the step) x (batch weight).
     weight_sum : float
         Sum of the batch weights.
-    step : int
-        Updates taken so far, this epoch included.
     diverged : bool
         True if the loss, the gradient or the parameters became non-finite;
         the epoch stops there.
@@ -767,14 +796,19 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
         for j in range(grad.shape[0]):
             finite = finite and np.isfinite(grad[j])
         if not finite:
-            return total, total_weight, step, True
+            return total, total_weight, True
+        step = counts[0]
         rate = _steps.learning_rate(schedule, step, eta0, eta, alpha, power_t)
         _steps.take_step(moments, params, grad, step, rate, momentum, nesterov,
                          beta_1, beta_2, epsilon, n_coef, l1, shift, threshold)
-        step += 1
+        counts[0] = step + 1
+        counts[1] += rows.shape[0]
+        if average_from > 0 and counts[1] >= average_from:
+            counts[2] += 1
+            _steps.running_mean(average, params, counts[2])
         total += loss * weight
         total_weight += weight
     for j in range(params.shape[0]):
         if not np.isfinite(params[j]):
-            return total, total_weight, step, True
-    return total, total_weight, step, False
+            return total, total_weight, True
+    return total, total_weight, False

@@ -16,6 +16,8 @@ nothing about solvers and nothing about scikit-learn.
 import contextlib
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import svds
 
 from ._kernels import (
     TransposedCSR,
@@ -23,11 +25,14 @@ from ._kernels import (
     finish_coef_gradient,
     load_coef_t,
     loss_gradient_sums,
+    max_weighted_csr_row_square,
+    max_weighted_row_square,
     minibatch_epoch,
     n_chunks_for,
     weighted_column_squares,
     weighted_csr_column_squares,
 )
+from ._math import softmax
 from ._parallel import chunk_map, serial_map
 from ._steps import SCHEDULES
 
@@ -209,6 +214,103 @@ class SoftmaxObjective:
             intercept[:] = c
         return diagonal
 
+    def smoothness(self, rows=None, n_sample_rows=4096, seed=0):
+        """Smoothness constants of the per-sample and the mean loss.
+
+        Softmax cross-entropy has a Hessian in the logits of norm at most
+        ``c = 1/2`` (``1/4`` in the single-logit binary form), so sample
+        ``i``'s weighted loss ``(s_i / mean(s)) CE_i`` is ``L_i``-smooth in
+        the parameters with ``L_i = c (s_i / mean(s)) ||x~_i||^2 + l2``
+        (``x~`` is ``x`` with a 1 appended when there is an intercept), and
+        the mean loss is ``c lambda_max(sum_i s_i x~_i x~_i^T / sum(s)) + l2``
+        -smooth (bounds as in sklearn's SAG step size).
+
+        Parameters
+        ----------
+        rows : ndarray of intp, default=None
+            The rows to consider (all by default).
+        n_sample_rows : int, default=4096
+            ``lambda_max`` is taken on a random subset of this many rows:
+            at least as reliable as the rest of the step-size bound, and
+            cheap at any size.
+        seed : int, default=0
+            Seed of that subset and of the Lanczos start vector.
+
+        Returns
+        -------
+        max_smoothness : float
+            ``max_i L_i``.
+        mean_smoothness : float
+            The smoothness constant of the mean loss.
+        """
+        X = self.X if rows is None else self.X[rows]
+        w = self.sample_weight if rows is None else self.sample_weight[rows]
+        if not w.sum() > 0:
+            return self.l2_strength(), self.l2_strength()
+        w = w / w.mean()
+        extra = 1.0 if self.fit_intercept else 0.0
+        if self.sparse:
+            max_square = max_weighted_csr_row_square(X.data, X.indptr, w, extra)
+        else:
+            max_square = max_weighted_row_square(X, w, extra)
+        if X.shape[0] > n_sample_rows:
+            rng = np.random.default_rng(seed)
+            keep = np.sort(rng.choice(X.shape[0], n_sample_rows, replace=False))
+            X, w = X[keep], w[keep]
+        root_w = np.sqrt(w / w.sum())
+        if self.sparse:
+            A = sp.diags(root_w) @ X.astype(np.float64)
+            if self.fit_intercept:
+                A = sp.hstack([A, sp.csr_matrix(root_w[:, None])], format="csr")
+        else:
+            A = np.empty((X.shape[0], X.shape[1] + self.fit_intercept))
+            with np.errstate(over="ignore"):
+                np.multiply(root_w[:, None], X, out=A[:, :X.shape[1]])
+            if self.fit_intercept:
+                A[:, -1] = root_w
+        gram = None
+        if not self.sparse and A.shape[1] <= 512:
+            # a small Gram matrix: its exact top eigenvalue costs less than Lanczos
+            with np.errstate(over="ignore", invalid="ignore"):
+                gram = A.T @ A
+        if not np.all(np.isfinite(A.data if self.sparse else A)) or (
+                gram is not None and not np.all(np.isfinite(gram))):
+            top = np.inf  # overflow: the caller reports it
+        elif gram is not None:
+            top = float(np.linalg.eigvalsh(gram)[-1])
+        elif min(A.shape) < 3:
+            top = float(np.linalg.norm(A.toarray(), 2)) ** 2
+        else:
+            top = float(svds(A, k=1, return_singular_vectors=False,
+                             random_state=seed)[0]) ** 2
+        c = 0.25 if self.binary else 0.5
+        l2 = self.l2_strength()
+        return c * max_square + l2, c * top + l2
+
+    def gradient_size(self, params, rows):
+        """Root-mean-square entry of the per-sample gradients at ``params``.
+
+        ``sqrt(sum_i s_i ||(p_i - onehot_i) x~_i^T||^2 / (sum_i s_i n_params))``
+        over ``rows`` (``x~`` with a 1 appended when there is an intercept;
+        the data term only, without label smoothing: a scale, not a value).
+        """
+        X, w = self.X[rows], self.sample_weight[rows]
+        logits = self.decision(params, X)
+        if self.binary:
+            logits = np.column_stack([np.zeros(len(rows)), logits[:, 0]])
+        residual = softmax(logits, axis=1)
+        residual[np.arange(len(rows)), self.y[rows]] -= 1.0
+        if self.binary:
+            residual = residual[:, 1:]
+        if self.sparse:
+            squares = np.asarray(X.multiply(X).sum(axis=1), dtype=float).ravel()
+        else:
+            squares = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        per_sample = (residual ** 2).sum(axis=1) * (squares + self.fit_intercept)
+        if not w.sum() > 0:
+            return 0.0
+        return float(np.sqrt(np.average(per_sample, weights=w) / self.n_params))
+
     def workspaces(self):
         """The chunks' buffers, allocated once (``n_chunks`` of them)."""
         if self._workspaces is None:
@@ -241,9 +343,9 @@ class SoftmaxObjective:
         ----------
         state : object
             The optimiser state, updated in place: flat float64 ``params``,
-            ``velocity``, ``m``, ``v``, ``shift``, ``threshold`` (each of
-            shape (n_params,)), the update count ``step`` and the current
-            ``eta``.
+            ``velocity``, ``m``, ``v``, ``shift``, ``threshold``, ``average``
+            (each of shape (n_params,)), ``counts`` (int64 ``[updates,
+            samples seen, iterates averaged]``) and the current ``eta``.
         order : ndarray of intp
             Rows, in the order they are visited.
         batch_size : int
@@ -251,7 +353,8 @@ class SoftmaxObjective:
             Step rule settings: ``solver`` ("sgd"/"adam"), ``learning_rate``,
             ``eta0``, ``power_t``, ``alpha`` (of the "optimal" schedule),
             ``momentum``, ``nesterovs_momentum``, ``beta_1``, ``beta_2``,
-            ``epsilon``.
+            ``epsilon``, ``average`` (samples seen before averaging starts;
+            0: no averaging).
 
         Returns
         -------
@@ -271,17 +374,17 @@ class SoftmaxObjective:
             data = (self.X, self.y, self.sample_weight)
             bufs = (ws.X_buf, ws.y_buf, ws.w_buf, ws.Z_buf, ws.G_buf, ws.row_buf,
                     ws.exponent_buf, ws.grad_coef)
-        total, weight, state.step, diverged = minibatch_epoch(
+        total, weight, diverged = minibatch_epoch(
             data, bufs, self.sample_weight, order, batch_size, state.params,
             self.n_logits * self.n_features, self.fit_intercept, self._coef_t,
             self._intercept, ws.grad_intercept, self._grad, self.l2_strength(),
             self.l1_strength(), self.label_smoothing, self.binary,
             SCHEDULES[rule.learning_rate], rule.eta0, state.eta,
             rule.alpha, rule.power_t, rule.momentum, rule.nesterovs_momentum,
-            rule.beta_1, rule.beta_2, rule.epsilon, state.step,
+            rule.beta_1, rule.beta_2, rule.epsilon, state.counts,
             # the tuple picks the step rule when the epoch is compiled
             (state.velocity,) if rule.solver == "sgd" else (state.m, state.v),
-            state.shift, state.threshold)
+            state.shift, state.threshold, state.average, rule.average)
         return (total / weight if weight > 0 else 0.0), diverged
 
     def l1_penalty(self, params):

@@ -31,6 +31,18 @@ def learning_rate(schedule, step, eta0, eta, alpha, power_t):
 
 
 @njit(cache=True, nogil=True)
+def running_mean(average, params, count):
+    """Fold ``params`` into ``average``, the mean of ``count - 1`` iterates so far.
+
+    ``average += (params - average) / count``: Polyak-Ruppert averaging
+    without a sum that grows with the number of iterates.
+    """
+    inv = 1.0 / count
+    for j in range(params.shape[0]):
+        average[j] += (params[j] - average[j]) * inv
+
+
+@njit(cache=True, nogil=True)
 def soft_threshold(params, n_coef, threshold, per_coordinate, shift):
     """L1 proximal step on ``params[:n_coef]``; writes the displacement to ``shift``.
 

@@ -108,6 +108,7 @@ class Rule:
 
     solver, learning_rate, eta0, power_t, alpha = "sgd", "constant", 0.1, 0.5, 0.0
     momentum, nesterovs_momentum, beta_1, beta_2, epsilon = 0.0, False, 0.9, 0.999, 1e-8
+    average = 0
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -209,3 +210,68 @@ def test_curvature_estimate_is_the_hessian_diagonal_at_zero(n_classes, sparse,
                     rtol=1e-12)
     if fit_intercept:
         assert_allclose(intercept, c, rtol=0)
+
+
+class AveragingRule(Rule):
+    average = 3  # from the first update after which 3 samples have been seen
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_epoch_averages_the_iterates_from_the_start_point(sparse):
+    obj, params = make(n_classes=3, alpha=0.1, sparse=sparse)
+    order = np.array([0, 5, 2, 7, 1, 9, 3], dtype=np.intp)
+    averaged = MinibatchState(params.copy(), "sgd", 0.1)
+    obj.minibatch_epoch(averaged, order, 2, AveragingRule)
+    # the same updates one minibatch at a time, the iterates kept by hand
+    plain = MinibatchState(params.copy(), "sgd", 0.1)
+    iterates = []
+    for a in range(0, len(order), 2):
+        obj.minibatch_epoch(plain, order[a:a + 2], 2, Rule)
+        iterates.append(plain.params.copy())
+    assert_allclose(averaged.params, plain.params, rtol=1e-12)
+    # 2 samples after the first update, 4 after the second: the mean of the
+    # iterates after updates 2, 3 and 4
+    assert list(averaged.counts) == [4, 7, 3]
+    assert_allclose(averaged.average, np.mean(iterates[1:], axis=0), rtol=1e-12)
+    assert averaged.model is averaged.average and plain.model is plain.params
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_classes, fit_intercept", [(2, True), (3, True), (3, False)])
+def test_smoothness_constants_are_the_exact_bounds(sparse, n_classes, fit_intercept):
+    obj, _ = make(n_classes=n_classes, alpha=0.3, sparse=sparse,
+                  fit_intercept=fit_intercept)
+    X = obj.X.toarray() if sparse else np.asarray(obj.X, dtype=float)
+    if fit_intercept:
+        X = np.hstack([X, np.ones((X.shape[0], 1))])
+    w = obj.sample_weight
+    c = 0.25 if n_classes == 2 else 0.5
+    max_smoothness, mean_smoothness = obj.smoothness()
+    expected_max = c * np.max(w / w.mean() * (X ** 2).sum(axis=1)) + 0.3
+    second_moment = (X * w[:, None]).T @ X / w.sum()
+    expected_mean = c * np.linalg.eigvalsh(second_moment)[-1] + 0.3
+    assert max_smoothness == pytest.approx(expected_max, rel=1e-10)
+    assert mean_smoothness == pytest.approx(expected_mean, rel=1e-6)
+    # the mean loss's Hessian at any point is bounded by it (finite differences)
+    params = np.random.default_rng(0).standard_normal(obj.n_params)
+    direction = np.random.default_rng(1).standard_normal(obj.n_params)
+    h = 1e-5
+    g_plus = obj.loss_gradient(params + h * direction)[1].copy()
+    g_minus = obj.loss_gradient(params - h * direction)[1].copy()
+    curvature = direction @ (g_plus - g_minus) / (2 * h) / (direction @ direction)
+    assert 0 < curvature <= mean_smoothness * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_gradient_size_is_the_rms_per_sample_gradient_entry(sparse, n_classes):
+    obj, params = make(n_classes=n_classes, sparse=sparse)
+    rows = np.array([0, 3, 4, 8, 11], dtype=np.intp)
+    squares = []
+    for i in rows:
+        # one sample's gradient of the unpenalised, unnormalised loss
+        one = SoftmaxObjective(obj.X[i:i + 1], obj.y[i:i + 1], np.ones(1), n_classes)
+        squares.append(np.sum(one.loss_gradient(params)[1] ** 2))
+    w = obj.sample_weight[rows]
+    expected = np.sqrt(np.average(squares, weights=w) / obj.n_params)
+    assert obj.gradient_size(params, rows) == pytest.approx(expected, rel=1e-10)

@@ -142,4 +142,4 @@ def test_any_scale_gives_valid_probabilities_or_an_honest_warning(problem, solve
             len(clf.classes_), alpha=alpha)
         _, grad = obj.loss_gradient(obj.init_params(clf.coef_, clf.intercept_))
         slack = 1.0 if X.dtype == np.float64 else 10.0
-        assert np.max(np.abs(grad)) <= slack * clf.tol + 1e-9
+        assert np.max(np.abs(grad)) <= slack * 1e-4 + 1e-9  # tol="auto" of lbfgs

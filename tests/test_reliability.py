@@ -340,19 +340,23 @@ def test_a_failing_partial_fit_leaves_the_previous_model():
 # ------------------------------------------ 8. partial_fit continues from coef_
 def test_partial_fit_continues_from_coef_as_the_user_left_it():
     # Defect 8: partial_fit ignored edits to coef_/intercept_ and continued
-    # from hidden state. With one minibatch, no momentum, a constant rate and
-    # no penalty, an epoch from p is exactly p - eta * grad(p).
+    # from hidden state. With no momentum, no averaging, a constant rate and
+    # no penalty, a chunk is 10 gradient steps on its 10 minibatches in order.
     X, y = problem(n_classes=3)
     eta = 0.1
     clf = SoftmaxRegressionClassifier(solver="sgd", learning_rate="constant",
                                       eta0=eta, momentum=0.0, alpha=0.0,
-                                      batch_size=len(y), shuffle=False)
+                                      average=False, shuffle=False)
     clf.partial_fit(X, y, classes=[0, 1, 2])
     objective = SoftmaxObjective(X, y.astype(np.intp), np.ones(len(y)), 3)
+    batches = [SoftmaxObjective(X[a:a + 60], y[a:a + 60].astype(np.intp),
+                                np.ones(60), 3) for a in range(0, len(y), 60)]
 
     def one_step(coef, intercept):
         params = objective.init_params(coef, intercept)
-        return params - eta * objective.loss_gradient(params)[1]
+        for batch in batches:
+            params = params - eta * batch.loss_gradient(params)[1]
+        return params
 
     # untouched: continues from its own (full-precision) parameters
     expected = one_step(clf.coef_, clf.intercept_)

@@ -8,7 +8,7 @@ from scipy.special import expit
 from sksoftmax import _steps
 from sksoftmax._lbfgs import CompactHistory, compact_lbfgs
 from sksoftmax._parallel import chunk_map
-from sksoftmax._solvers import DivergenceError, MinibatchSolver, lbfgs
+from sksoftmax._solvers import DivergenceError, MinibatchSolver, auto_eta0, lbfgs
 
 CENTER = np.array([1.0, -2.0, 3.0])
 SCALES = np.array([1.0, 10.0, 100.0])
@@ -107,7 +107,7 @@ def quadratic_epoch(batches=2):
                 _steps.adam_step(state.params, grad, state.m, state.v, state.step, eta,
                                  rule.beta_1, rule.beta_2, rule.epsilon, 3, 0.0,
                                  state.shift, state.threshold)
-            state.step += 1
+            state.counts[0] += 1
         return quadratic(state.params)[0], False
     return run_epoch
 
@@ -162,6 +162,66 @@ def test_stops_after_n_iter_no_change_and_reports_max_iter():
         batch_size=2, rng=None, shuffle=False, max_iter=3, tol=1e-3,
         n_iter_no_change=3)
     assert not converged
+
+
+def test_stopping_tolerance_is_relative_to_the_objective():
+    # the same relative progress stops (or not) at any scale of the objective
+    for scale in (1e-3, 1.0, 1e3):
+        solver = make_solver()
+        state = solver.init_state(np.zeros(3))
+        losses = [scale * v for v in (2.0, 1.0, 0.9995, 0.9991, 0.9987, 0.5)]
+        n_epochs, curve, _, converged = solver.fit(
+            state, constant_epoch(losses), np.arange(2, dtype=np.intp),
+            batch_size=2, rng=None, shuffle=False, max_iter=6, tol=1e-3,
+            n_iter_no_change=3)
+        # 0.9995, 0.9991, 0.9987 are each less than 0.1 % below the best (1.0)
+        assert converged and n_epochs == 5, scale
+        state = solver.init_state(np.zeros(3))
+        n_epochs, _, _, converged = solver.fit(
+            state, constant_epoch(losses), np.arange(2, dtype=np.intp),
+            batch_size=2, rng=None, shuffle=False, max_iter=6, tol=1e-4,
+            n_iter_no_change=3)
+        assert not converged and n_epochs == 6, scale
+
+
+@pytest.mark.parametrize("n, b", [(1000, 1), (1000, 50), (1000, 1000), (1, 1)])
+def test_auto_eta0_is_one_over_the_expected_smoothness(n, b):
+    # Gower et al.'s L(b): L_max at b = 1, L at b = n
+    max_l, mean_l = 40.0, 2.0
+    if n > 1:
+        expected_l = (n * (b - 1) * mean_l + (n - b) * max_l) / (b * (n - 1))
+    else:
+        expected_l = max_l
+    rate = auto_eta0("sgd", max_l, mean_l, batch_size=b, n_samples=n, momentum=0.0)
+    assert rate == pytest.approx(1.0 / expected_l, rel=1e-12)
+    if b == 1:
+        assert rate == pytest.approx(1.0 / max_l)
+    if b == n > 1:
+        assert rate == pytest.approx(1.0 / mean_l)
+    # momentum: half the largest stable step (2 (1 + beta) / ((1 + 2 beta) L)
+    # for Nesterov, 2 (1 + beta) / L for heavy ball)
+    nesterov = auto_eta0("sgd", max_l, mean_l, batch_size=b, n_samples=n,
+                         momentum=0.9, nesterov=True)
+    heavy = auto_eta0("sgd", max_l, mean_l, batch_size=b, n_samples=n,
+                      momentum=0.9, nesterov=False)
+    assert nesterov == pytest.approx(rate * 1.9 / 2.8, rel=1e-12)
+    assert heavy == pytest.approx(rate * 1.9, rel=1e-12)
+    adam = auto_eta0("adam", max_l, mean_l, batch_size=b, n_samples=n, scale=0.3)
+    assert adam == pytest.approx(0.3 * rate, rel=1e-12)
+
+
+def test_auto_nesterov_rate_is_stable_on_the_stiffest_quadratic():
+    # f = L/2 x^2 with Nesterov momentum as _steps takes it: contracts at the
+    # auto rate, diverges at twice the stability limit
+    curvature = 7.0
+    rate = auto_eta0("sgd", curvature, curvature, batch_size=1, n_samples=1,
+                     momentum=0.9, nesterov=True)
+    for eta, shrinks in ((rate, True), (4.1 * rate, False)):
+        x, v = np.array([1.0]), np.zeros(1)
+        for _ in range(200):
+            _steps.sgd_step(x, curvature * x, v, eta, 0.9, True, 1, 0.0,
+                            np.zeros(1), np.zeros(1))
+        assert (abs(x[0]) < 1e-3) == shrinks
 
 
 def test_validation_score_drives_early_stopping():

@@ -83,3 +83,12 @@ def test_adam_prox_uses_the_per_coordinate_step():
     assert_allclose(threshold, 6e-5 * scale)
     assert params[0] == 0.0
     assert params[1] == pytest.approx(1.0 - scale * 1e-4 - 6e-5 * scale, rel=1e-12)
+
+
+def test_running_mean_is_the_mean_of_what_it_was_given():
+    rng = np.random.default_rng(0)
+    iterates = rng.standard_normal((7, 5))
+    average = np.zeros(5)
+    for count, params in enumerate(iterates, start=1):
+        _steps.running_mean(average, params, count)
+        assert_allclose(average, iterates[:count].mean(axis=0), rtol=1e-13, atol=1e-15)
