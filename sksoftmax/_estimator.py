@@ -78,6 +78,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
         ``"lbfgs"``: full-batch L-BFGS (scipy) to the exact optimum.
         ``"sgd"``: minibatch SGD with momentum. ``"adam"``: minibatch Adam.
+        On CSR input without an L1 part, a minibatch step costs O(its
+        nonzeros x n_classes): it updates only the coefficients of the
+        features that the minibatch uses, and accounts for the rest (L2
+        shrinkage, momentum, the average) in closed form, exactly as a dense
+        step would for ``"sgd"``; ``"adam"`` is then lazy Adam, whose rows sit
+        still while unused (their moments' decay is exact, their L2 pull is
+        applied when next used, scaled by how rarely that is).
     alpha : float, default=1e-4
         Regularisation strength, ``>= 0``.
     l1_ratio : float, default=0.0

@@ -812,3 +812,358 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
         if not np.isfinite(params[j]):
             return total, total_weight, True
     return total, total_weight, False
+
+
+# ------------------------------------------------ lazy minibatch epochs on CSR
+# A CSR minibatch uses a few hundred of the vocabulary's features: these
+# epochs update only the coefficient rows of those features (and the
+# intercept) per step, O(nnz of the batch x K), and account for everything
+# else in closed form or when a row is next used. Everything a feature's
+# update reads is one record, T[j] of shape (n_fields, K) float64 (parameters,
+# optimiser state, the sum of the averaged iterates): a step's random reads
+# are one contiguous record per feature. Row n_features is the intercept.
+
+@njit(cache=True, nogil=True)
+def _lazy_csr_batch(data, indices, indptr, y, sample_weight, rows, T, c0, c1,
+                    intercept_row, smoothing, binary, z, exponent_buf, G, touched,
+                    mark, stamp):
+    """A minibatch's weighted loss sum, weight sum and gradient sums.
+
+    Coefficient row ``j`` is read as ``c0 T[j, 0] + c1 T[j, 1]`` (the lazy
+    SGD keeps it in transformed coordinates); ``intercept_row`` is -1 without
+    an intercept. The rows the batch uses are listed in
+    ``touched[:n_touched]`` (the intercept's first), in the order first met;
+    ``G[s]`` holds the weighted sums ``sum_i s_i (p_i - t_i) x_ij`` of
+    ``touched[s]``, compact so that they stay in cache. ``mark[j]`` is
+    ``stamp * (n_rows) + slot`` once row ``j`` is met. Rows of weight 0 are
+    skipped.
+
+    Returns
+    -------
+    loss_sum, weight_sum : float
+    n_touched : int
+    """
+    n_logits = G.shape[1]
+    base = stamp * mark.shape[0]
+    n_touched = 0
+    if intercept_row >= 0:
+        mark[intercept_row] = base
+        touched[0] = intercept_row
+        n_touched = 1
+        for k in range(n_logits):
+            G[0, k] = 0.0
+    loss, weight = 0.0, 0.0
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        s = sample_weight[i]
+        if s == 0.0:
+            continue
+        weight += s
+        for k in range(n_logits):
+            z[k] = (c0 * T[intercept_row, 0, k] + c1 * T[intercept_row, 1, k]
+                    if intercept_row >= 0 else 0.0)
+        for p in range(indptr[i], indptr[i + 1]):
+            x = np.float64(data[p])
+            record = T[indices[p]]
+            for k in range(n_logits):
+                z[k] += x * (c0 * record[0, k] + c1 * record[1, k])
+        linear, m = _shift_row(z, y[i], smoothing, binary)
+        _exp_nonpositive(z, exponent_buf)
+        loss += s * (linear + _finish_row(z, y[i], s, smoothing, binary, m))
+        if intercept_row >= 0:
+            for k in range(n_logits):
+                G[0, k] += z[k]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            if mark[j] < base:
+                mark[j] = base + n_touched
+                touched[n_touched] = j
+                g_row = G[n_touched]
+                n_touched += 1
+                for k in range(n_logits):
+                    g_row[k] = 0.0
+            else:
+                g_row = G[mark[j] - base]
+            x = np.float64(data[p])
+            for k in range(n_logits):
+                g_row[k] += x * z[k]
+    return loss, weight, n_touched
+
+
+@njit(cache=True, nogil=True)
+def _materialize(T, P00, P01, P10, P11, R0, R1, n_features):
+    """``(w, v) = P (zw, zv)`` and ``S += R (zw, zv)`` in every record
+    ``(zw, zv, S)``; returns the sums ``(w.w, w.v, v.v)`` of the coefficient
+    rows."""
+    szz, szv, svv = 0.0, 0.0, 0.0
+    for j in range(T.shape[0]):
+        record = T[j]
+        for k in range(T.shape[2]):
+            zw, zv = record[0, k], record[1, k]
+            w = P00 * zw + P01 * zv
+            v = P10 * zw + P11 * zv
+            record[2, k] += R0 * zw + R1 * zv
+            record[0, k], record[1, k] = w, v
+            if j < n_features:
+                szz += w * w
+                szv += w * v
+                svv += v * v
+    return szz, szv, svv
+
+
+# Largest entry allowed in the lazy SGD's transform or its inverse before
+# every row is brought back to plain coordinates (one pass over the
+# coefficients): about cond * 1e-16 relative rounding in the parameters.
+_LAZY_MAX_ENTRY = 1e6
+
+
+@njit(cache=True, nogil=True)
+def lazy_csr_sgd_epoch(data, indices, indptr, y, sample_weight, order, batch_size,
+                       T, n_features, fit_intercept, l2, smoothing, binary,
+                       schedule, eta0, eta, alpha, power_t, momentum, nesterov,
+                       counts, average_from, G, touched, mark, z, exponent_buf):
+    """An epoch of momentum SGD on CSR rows, exactly as the dense-step epoch,
+    in O(nnz of the batch x K) per step.
+
+    A coefficient whose feature is not in the batch has only its L2 gradient,
+    so its ``(w, v)`` moves by a 2 x 2 linear map ``M_t``, the same for all
+    of them (heavy ball: ``[[1 - eta l2, beta], [-eta l2, beta]]``;
+    Nesterov: ``[[1 - eta l2 (1 + beta), beta^2], [-eta l2, beta]]``).
+    Every row is stored as ``z`` with ``(w, v) = P z``, ``P`` the product of
+    the maps so far: a step multiplies ``P`` by ``M_t`` and rewrites only the
+    rows it uses, ``z' = P_{t+1}^-1 (exact step of P_t z)``. The running sum
+    of the averaged iterates is ``S + R z`` with ``R`` the sum of ``P``'s first
+    rows over the averaged steps. When ``P`` or its inverse grows past
+    ``_LAZY_MAX_ENTRY`` every row is brought back to plain coordinates.
+
+    ``T`` is (n_features + 1, 3, K): parameters, velocity and the sum of the
+    averaged iterates, plain coordinates in and out.
+    Returns ``(loss_sum, weight_sum, diverged)`` as :func:`minibatch_epoch`.
+    """
+    d = n_features
+    n_logits = T.shape[2]
+    intercept_row = d if fit_intercept else -1
+    lanes = np.empty((4, n_logits))
+    P00, P01, P10, P11 = 1.0, 0.0, 0.0, 1.0
+    R0, R1 = 0.0, 0.0
+    szz, szv, svv = _materialize(T, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, d)
+    total, total_weight = 0.0, 0.0
+    n = order.shape[0]
+    n_steps = 0
+    for a in range(0, n, batch_size):
+        rows = order[a:min(a + batch_size, n)]
+        step = counts[0]
+        rate = _steps.learning_rate(schedule, step, eta0, eta, alpha, power_t)
+        shrink = rate * l2
+        if momentum == 0.0:  # v plays no part: keep it out of the map
+            m00, m01, m10, m11 = 1.0 - shrink, 0.0, 0.0, 1.0
+        elif nesterov:
+            m00, m01 = 1.0 - shrink * (1.0 + momentum), momentum * momentum
+            m10, m11 = -shrink, momentum
+        else:
+            m00, m01, m10, m11 = 1.0 - shrink, momentum, -shrink, momentum
+        n_steps += 1
+        loss, weight, n_touched = _lazy_csr_batch(
+            data, indices, indptr, y, sample_weight, rows, T, P00, P01,
+            intercept_row, smoothing, binary, z, exponent_buf, G, touched, mark,
+            n_steps)
+        loss = loss / weight if weight > 0.0 else 0.0
+        loss += 0.5 * l2 * (P00 * P00 * szz + 2.0 * P00 * P01 * szv
+                            + P01 * P01 * svv)
+        if not np.isfinite(loss):
+            _materialize(T, P00, P01, P10, P11, R0, R1, d)
+            return total, total_weight, True
+        Q00, Q01 = m00 * P00 + m01 * P10, m00 * P01 + m01 * P11
+        Q10, Q11 = m10 * P00 + m11 * P10, m10 * P01 + m11 * P11
+        det = Q00 * Q11 - Q01 * Q10
+        largest = max(abs(Q00), abs(Q01), abs(Q10), abs(Q11))
+        if not (abs(det) * _LAZY_MAX_ENTRY > largest and largest < _LAZY_MAX_ENTRY):
+            szz, szv, svv = _materialize(T, P00, P01, P10, P11, R0, R1, d)
+            P00, P01, P10, P11 = 1.0, 0.0, 0.0, 1.0
+            R0, R1 = 0.0, 0.0
+            Q00, Q01, Q10, Q11 = m00, m01, m10, m11
+            det = Q00 * Q11 - Q01 * Q10
+            if det == 0.0:  # rate * l2 == 1: the map forgets; apply it to all rows
+                base = n_steps * mark.shape[0]
+                for j in range(d):
+                    if mark[j] < base:
+                        for k in range(n_logits):
+                            w, v = T[j, 0, k], T[j, 1, k]
+                            T[j, 0, k] = m00 * w + m01 * v
+                            T[j, 1, k] = m10 * w + m11 * v
+                Q00, Q01, Q10, Q11, det = 1.0, 0.0, 0.0, 1.0, 1.0
+                szz, szv, svv = _materialize(T, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, d)
+        I00, I01, I10, I11 = Q11 / det, -Q01 / det, -Q10 / det, Q00 / det
+        inv_weight = 1.0 / weight if weight > 0.0 else 0.0
+        # per-lane sums (vectorisable without reassociation): the gradients
+        # (a non-finite one makes its lane's sum non-finite) and the changes
+        # of the penalty's sums over coefficient rows
+        for k in range(n_logits):
+            lanes[0, k] = lanes[1, k] = lanes[2, k] = lanes[3, k] = 0.0
+        for t in range(n_touched):
+            j = touched[t]
+            coef = j < d
+            record, g_row = T[j], G[t]
+            pull = l2 if coef else 0.0
+            counted = 1.0 if coef else 0.0
+            for k in range(n_logits):
+                zw, zv = record[0, k], record[1, k]
+                w = P00 * zw + P01 * zv
+                v = P10 * zw + P11 * zv
+                g = g_row[k] * inv_weight + pull * w
+                lanes[0, k] += g
+                w, v = _steps.sgd_update(w, v, g, rate, momentum, nesterov)
+                nzw = I00 * w + I01 * v
+                nzv = I10 * w + I11 * v
+                record[2, k] += R0 * (zw - nzw) + R1 * (zv - nzv)
+                lanes[1, k] += counted * (nzw * nzw - zw * zw)
+                lanes[2, k] += counted * (nzw * nzv - zw * zv)
+                lanes[3, k] += counted * (nzv * nzv - zv * zv)
+                record[0, k], record[1, k] = nzw, nzv
+        finite = True
+        for k in range(n_logits):
+            finite = finite and np.isfinite(lanes[0, k])
+            szz += lanes[1, k]
+            szv += lanes[2, k]
+            svv += lanes[3, k]
+        P00, P01, P10, P11 = Q00, Q01, Q10, Q11
+        counts[0] = step + 1
+        counts[1] += rows.shape[0]
+        if average_from > 0 and counts[1] >= average_from:
+            counts[2] += 1
+            R0 += P00
+            R1 += P01
+        if not finite:
+            _materialize(T, P00, P01, P10, P11, R0, R1, d)
+            return total, total_weight, True
+        total += loss * weight
+        total_weight += weight
+    _materialize(T, P00, P01, P10, P11, R0, R1, d)
+    if momentum == 0.0 and n_steps > 0:
+        # without momentum v was kept out of the map; it is the last step's
+        # -rate * gradient: for rows that sat that step out, -rate * l2 * w
+        # with w from before the step, w_after / (1 - rate * l2)
+        base = n_steps * mark.shape[0]
+        pull = -shrink / (1.0 - shrink) if shrink != 1.0 else 0.0
+        for j in range(d):
+            if mark[j] < base:
+                for k in range(n_logits):
+                    T[j, 1, k] = pull * T[j, 0, k]
+    return total, total_weight, False
+
+
+@njit(cache=True, nogil=True)
+def _averaged_between(first, last, first_averaged):
+    """How many of the steps ``first .. last`` are averaged (from ``first_averaged``
+    on; -1: none yet)."""
+    if first_averaged < 0:
+        return 0
+    return max(0, last - max(first, first_averaged) + 1)
+
+
+@njit(cache=True, nogil=True)
+def lazy_csr_adam_epoch(data, indices, indptr, y, sample_weight, order, batch_size,
+                        T, inv_frequency, n_features, fit_intercept, l2,
+                        smoothing, binary, schedule, eta0, eta, alpha, power_t,
+                        beta_1, beta_2, epsilon, counts, average_from, last, G,
+                        touched, mark, z, exponent_buf):
+    """An epoch of lazy Adam on CSR rows, O(nnz of the batch x K) per step.
+
+    A coefficient row moves only in the steps whose minibatch uses its
+    feature (as TensorFlow's LazyAdam and PyTorch's SparseAdam). Its moments
+    decay by ``beta^k`` for the ``k`` steps it sat out, applied when it is
+    next used: exact for the data term, whose gradient there is 0. Its L2
+    gradient ``l2 w`` is applied in those steps only, times
+    ``inv_frequency``, the reciprocal of the probability that a minibatch
+    uses the feature, so that its expected pull is the objective's. That,
+    and the steps a dense Adam would take on the momentum alone, are where
+    this differs from :func:`minibatch_epoch`; with every feature in every
+    minibatch the two are the same.
+
+    ``T`` is (n_features + 1, 4, K): parameters, first and second moments,
+    and the sum of the averaged iterates; ``last`` (n_features + 1,) int64
+    is scratch. Returns ``(loss_sum, weight_sum, diverged)``.
+    """
+    d = n_features
+    n_logits = T.shape[2]
+    intercept_row = d if fit_intercept else -1
+    first_averaged = counts[0] - counts[2] if counts[2] > 0 else -1
+    lanes = np.empty((2, n_logits))
+    sww = 0.0
+    for j in range(d):
+        for k in range(n_logits):
+            sww += T[j, 0, k] * T[j, 0, k]
+    for j in range(last.shape[0]):
+        last[j] = counts[0] - 1
+    total, total_weight = 0.0, 0.0
+    n = order.shape[0]
+    n_steps = 0
+    diverged = False
+    for a in range(0, n, batch_size):
+        rows = order[a:min(a + batch_size, n)]
+        step = counts[0]
+        rate = _steps.learning_rate(schedule, step, eta0, eta, alpha, power_t)
+        lr = _steps.adam_rate(rate, step, beta_1, beta_2)
+        n_steps += 1
+        loss, weight, n_touched = _lazy_csr_batch(
+            data, indices, indptr, y, sample_weight, rows, T, 1.0, 0.0,
+            intercept_row, smoothing, binary, z, exponent_buf, G, touched, mark,
+            n_steps)
+        loss = (loss / weight if weight > 0.0 else 0.0) + 0.5 * l2 * sww
+        if not np.isfinite(loss):
+            diverged = True
+            break
+        counts[0] = step + 1
+        counts[1] += rows.shape[0]
+        averaged = average_from > 0 and counts[1] >= average_from
+        if averaged and first_averaged < 0:
+            first_averaged = step
+        inv_weight = 1.0 / weight if weight > 0.0 else 0.0
+        keep = 1.0 if averaged else 0.0
+        for k in range(n_logits):
+            lanes[0, k] = lanes[1, k] = 0.0
+        for t in range(n_touched):
+            j = touched[t]
+            record, g_row = T[j], G[t]
+            coef = j < d
+            sat_out = step - last[j] - 1
+            n_avg = _averaged_between(last[j] + 1, step - 1, first_averaged)
+            decay_1, decay_2 = beta_1 ** sat_out, beta_2 ** sat_out
+            pull = l2 * inv_frequency[j] if coef else 0.0
+            counted = 1.0 if coef else 0.0
+            for k in range(n_logits):
+                w = record[0, k]
+                g = g_row[k] * inv_weight + pull * w
+                lanes[0, k] += g
+                new_w, record[1, k], record[2, k], _ = _steps.adam_update(
+                    w, record[1, k] * decay_1, record[2, k] * decay_2, g, lr, beta_1,
+                    beta_2, epsilon)
+                lanes[1, k] += counted * (new_w * new_w - w * w)
+                record[0, k] = new_w
+                record[3, k] += n_avg * w + keep * new_w
+            last[j] = step
+        finite = True
+        for k in range(n_logits):
+            finite = finite and np.isfinite(lanes[0, k])
+            sww += lanes[1, k]
+        if averaged:
+            counts[2] += 1
+        if not finite:
+            diverged = True
+            break
+        total += loss * weight
+        total_weight += weight
+    # bring every row up to the last step taken
+    final = counts[0] - 1
+    for j in range(T.shape[0]):
+        sat_out = final - last[j]
+        if sat_out <= 0:
+            continue
+        n_avg = _averaged_between(last[j] + 1, final, first_averaged)
+        decay_1, decay_2 = beta_1 ** sat_out, beta_2 ** sat_out
+        record = T[j]
+        for k in range(n_logits):
+            record[3, k] += n_avg * record[0, k]
+            record[1, k] *= decay_1
+            record[2, k] *= decay_2
+    return total, total_weight, diverged

@@ -23,6 +23,8 @@ from ._kernels import (
     TransposedCSR,
     Workspace,
     finish_coef_gradient,
+    lazy_csr_adam_epoch,
+    lazy_csr_sgd_epoch,
     load_coef_t,
     loss_gradient_sums,
     max_weighted_csr_row_square,
@@ -288,11 +290,14 @@ class SoftmaxObjective:
         return c * max_square + l2, c * top + l2
 
     def gradient_size(self, params, rows):
-        """Root-mean-square entry of the per-sample gradients at ``params``.
+        """Root-mean-square of the entries that per-sample gradients use, at
+        ``params``.
 
-        ``sqrt(sum_i s_i ||(p_i - onehot_i) x~_i^T||^2 / (sum_i s_i n_params))``
-        over ``rows`` (``x~`` with a 1 appended when there is an intercept;
-        the data term only, without label smoothing: a scale, not a value).
+        ``sqrt(sum_i s_i ||(p_i - onehot_i) x~_i^T||^2 / sum_i s_i n_i)`` over
+        ``rows``, ``x~`` with a 1 appended when there is an intercept and
+        ``n_i = K nnz(x~_i)`` the entries sample ``i``'s gradient can move
+        (all of them for dense X): the data term only, without label
+        smoothing, a scale, not a value.
         """
         X, w = self.X[rows], self.sample_weight[rows]
         logits = self.decision(params, X)
@@ -304,12 +309,15 @@ class SoftmaxObjective:
             residual = residual[:, 1:]
         if self.sparse:
             squares = np.asarray(X.multiply(X).sum(axis=1), dtype=float).ravel()
+            used = np.diff(X.indptr) + self.fit_intercept
         else:
             squares = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+            used = np.full(len(rows), self.n_features + self.fit_intercept)
         per_sample = (residual ** 2).sum(axis=1) * (squares + self.fit_intercept)
-        if not w.sum() > 0:
+        entries = float(w @ used) * self.n_logits
+        if not entries > 0:
             return 0.0
-        return float(np.sqrt(np.average(per_sample, weights=w) / self.n_params))
+        return float(np.sqrt(float(w @ per_sample) / entries))
 
     def workspaces(self):
         """The chunks' buffers, allocated once (``n_chunks`` of them)."""
@@ -339,6 +347,10 @@ class SoftmaxObjective:
     def minibatch_epoch(self, state, order, batch_size, rule):
         """One compiled epoch of minibatch steps over the rows in ``order``.
 
+        CSR X without an L1 part takes the lazy epochs (steps that touch
+        only the minibatch's features); otherwise every step updates every
+        parameter.
+
         Parameters
         ----------
         state : object
@@ -365,6 +377,8 @@ class SoftmaxObjective:
             Whether the loss, the gradient or the parameters became
             non-finite (the epoch stopped there).
         """
+        if self.sparse and not self.l1_strength():
+            return self._lazy_minibatch_epoch(state, order, batch_size, rule)
         ws = self.workspaces()[0]
         if self.sparse:
             data = (self.X.data, self.X.indices, self.X.indptr, self.y,
@@ -386,6 +400,77 @@ class SoftmaxObjective:
             (state.velocity,) if rule.solver == "sgd" else (state.m, state.v),
             state.shift, state.threshold, state.average, rule.average)
         return (total / weight if weight > 0 else 0.0), diverged
+
+    def _records(self, *flats):
+        """``(n_features + 1, len(flats), n_logits)`` float64 records of flat
+        parameter-shaped vectors, the intercept in the last row (zeros
+        without one)."""
+        records = np.zeros((self.n_features + 1, len(flats), self.n_logits))
+        for f, flat in enumerate(flats):
+            coef, intercept = self.unpack(flat)
+            records[:self.n_features, f, :] = coef.T
+            records[self.n_features, f, :] = intercept
+        return records
+
+    def _from_records(self, records, *flats):
+        """Write the records' fields back into flat vectors (None: skip)."""
+        for f, flat in enumerate(flats):
+            if flat is None:
+                continue
+            coef, intercept = self.unpack(flat)
+            coef[:] = records[:self.n_features, f, :].T
+            if self.fit_intercept:
+                intercept[:] = records[self.n_features, f, :]
+
+    def _lazy_minibatch_epoch(self, state, order, batch_size, rule):
+        """:meth:`minibatch_epoch` for CSR X without an L1 part: the lazy
+        epochs of ``_kernels``, whose steps touch only the coefficient rows
+        of the features in the minibatch (exact for SGD; the documented lazy
+        Adam). The state is in the flat layout before and after."""
+        X = self.X
+        n_rows = self.n_features + 1
+        scratch = (np.empty((n_rows, self.n_logits)), np.empty(n_rows, dtype=np.intp),
+                   np.zeros(n_rows, dtype=np.int64), np.empty(self.n_logits),
+                   np.empty(self.n_logits, dtype=np.int32))
+        average_sum = state.average * state.counts[2]
+        common = (X.data, X.indices, X.indptr, self.y, self.sample_weight, order,
+                  batch_size)
+        schedule = (self.binary, SCHEDULES[rule.learning_rate], rule.eta0,
+                    state.eta, rule.alpha, rule.power_t)
+        if rule.solver == "sgd":
+            T = self._records(state.params, state.velocity, average_sum)
+            total, weight, diverged = lazy_csr_sgd_epoch(
+                *common, T, self.n_features, self.fit_intercept,
+                self.l2_strength(), self.label_smoothing, *schedule, rule.momentum,
+                rule.nesterovs_momentum, state.counts, rule.average, *scratch)
+            self._from_records(T, state.params, state.velocity, average_sum)
+        else:
+            T = self._records(state.params, state.m, state.v, average_sum)
+            total, weight, diverged = lazy_csr_adam_epoch(
+                *common, T, self._inverse_frequency(order, batch_size),
+                self.n_features, self.fit_intercept, self.l2_strength(),
+                self.label_smoothing, *schedule, rule.beta_1, rule.beta_2,
+                rule.epsilon, state.counts, rule.average,
+                np.empty(n_rows, dtype=np.int64), *scratch)
+            self._from_records(T, state.params, state.m, state.v, average_sum)
+        if state.counts[2] > 0:
+            np.divide(average_sum, state.counts[2], out=state.average)
+        diverged = diverged or not np.all(np.isfinite(state.params))
+        return (total / weight if weight > 0 else 0.0), diverged
+
+    def _inverse_frequency(self, order, batch_size):
+        """``1 / q_j``, ``q_j`` the probability that a minibatch of ``order``'s
+        rows uses feature ``j`` (0 for features it never uses)."""
+        X = self.X
+        if order.shape[0] == X.shape[0]:
+            counts = np.bincount(X.indices, minlength=self.n_features)
+        else:
+            counts = np.bincount(X[order].indices, minlength=self.n_features)
+        share = counts / max(order.shape[0], 1)
+        used = 1.0 - (1.0 - share) ** batch_size
+        inverse = np.zeros(self.n_features)
+        np.divide(1.0, used, out=inverse, where=used > 0)
+        return inverse
 
     def l1_penalty(self, params):
         """Value of the L1 part of the penalty (0 without one)."""

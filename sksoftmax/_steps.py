@@ -62,20 +62,45 @@ def soft_threshold(params, n_coef, threshold, per_coordinate, shift):
         params[j] = new
 
 
+@njit(cache=True, nogil=True, inline="always")
+def sgd_update(w, v, g, eta, momentum, nesterov):
+    """One coordinate's momentum step: returns the new ``(w, v)``.
+
+    ``v <- momentum v - eta g``; ``w += v`` (heavy ball) or
+    ``w += momentum v - eta g`` (Nesterov).
+    """
+    v = momentum * v - eta * g
+    return (w + momentum * v - eta * g if nesterov else w + v), v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def adam_update(w, m, v, g, lr, beta_1, beta_2, epsilon):
+    """One coordinate's Adam step at bias-corrected rate ``lr``: new ``(w, m, v)``
+    and the step's scale ``lr / (sqrt(v) + epsilon)``."""
+    m = beta_1 * m + (1.0 - beta_1) * g
+    v = beta_2 * v + (1.0 - beta_2) * g * g
+    scale = lr / (np.sqrt(v) + epsilon)
+    return w - scale * m, m, v, scale
+
+
+@njit(cache=True, nogil=True, inline="always")
+def adam_rate(eta, step, beta_1, beta_2):
+    """Adam's bias-corrected rate for update number ``step + 1``."""
+    t = step + 1.0
+    return eta * np.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
+
+
 @njit(cache=True, nogil=True)
 def sgd_step(params, grad, velocity, eta, momentum, nesterov, n_coef, l1, shift,
              threshold):
-    """Momentum SGD (heavy ball or Nesterov), then the L1 proximal step.
+    """Momentum SGD (:func:`sgd_update` on every coordinate), then the L1 prox.
 
-    ``v <- momentum v - eta g``; ``params += v`` (heavy ball) or
-    ``params += momentum v - eta g`` (Nesterov). The prox's displacement is
-    added to ``v`` so that momentum does not push thresholded coefficients
-    back off zero.
+    The prox's displacement is added to ``v`` so that momentum does not push
+    thresholded coefficients back off zero.
     """
     for j in range(params.shape[0]):
-        v = momentum * velocity[j] - eta * grad[j]
-        velocity[j] = v
-        params[j] += momentum * v - eta * grad[j] if nesterov else v
+        params[j], velocity[j] = sgd_update(params[j], velocity[j], grad[j], eta,
+                                            momentum, nesterov)
     if l1 > 0.0:
         threshold[0] = l1 * eta
         soft_threshold(params, n_coef, threshold, False, shift)
@@ -90,14 +115,10 @@ def adam_step(params, grad, m, v, step, eta, beta_1, beta_2, epsilon, n_coef, l1
 
     The proximal step uses Adam's per-coordinate step size.
     """
-    t = step + 1.0
-    lr = eta * np.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
+    lr = adam_rate(eta, step, beta_1, beta_2)
     for j in range(params.shape[0]):
-        g = grad[j]
-        m[j] = beta_1 * m[j] + (1.0 - beta_1) * g
-        v[j] = beta_2 * v[j] + (1.0 - beta_2) * g * g
-        scale = lr / (np.sqrt(v[j]) + epsilon)
-        params[j] -= scale * m[j]
+        params[j], m[j], v[j], scale = adam_update(params[j], m[j], v[j], grad[j], lr,
+                                                   beta_1, beta_2, epsilon)
         if j < n_coef:
             threshold[j] = l1 * scale
     if l1 > 0.0:

@@ -7,9 +7,9 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose
 from scipy.optimize import check_grad
 
-from sksoftmax import log_softmax, one_hot
+from sksoftmax import _steps, log_softmax, one_hot
 from sksoftmax._objective import SoftmaxObjective
-from sksoftmax._solvers import MinibatchState
+from sksoftmax._solvers import MinibatchSolver, MinibatchState
 
 
 def make(n_classes=3, fit_intercept=True, alpha=0.1, l1_ratio=0.0, smoothing=0.0,
@@ -267,11 +267,110 @@ def test_smoothness_constants_are_the_exact_bounds(sparse, n_classes, fit_interc
 def test_gradient_size_is_the_rms_per_sample_gradient_entry(sparse, n_classes):
     obj, params = make(n_classes=n_classes, sparse=sparse)
     rows = np.array([0, 3, 4, 8, 11], dtype=np.intp)
-    squares = []
+    squares, used = [], []
     for i in rows:
         # one sample's gradient of the unpenalised, unnormalised loss
         one = SoftmaxObjective(obj.X[i:i + 1], obj.y[i:i + 1], np.ones(1), n_classes)
         squares.append(np.sum(one.loss_gradient(params)[1] ** 2))
+        # the entries it can move: its nonzero features' and the intercept's
+        x = obj.X[i].toarray().ravel() if sparse else obj.X[i]
+        used.append(obj.n_logits * (np.count_nonzero(x) + 1))
     w = obj.sample_weight[rows]
-    expected = np.sqrt(np.average(squares, weights=w) / obj.n_params)
+    expected = np.sqrt((w @ squares) / (w @ used))
     assert obj.gradient_size(params, rows) == pytest.approx(expected, rel=1e-10)
+
+
+# ------------------------------------------------- lazy minibatch epochs (CSR)
+def stochastic_rule(solver, momentum=0.9, nesterov=True, average=5):
+    return MinibatchSolver(solver, learning_rate="optimal", eta0=0.05, power_t=0.5,
+                           alpha=0.05, momentum=momentum, nesterovs_momentum=nesterov,
+                           beta_1=0.9, beta_2=0.999, epsilon=1e-8, average=average)
+
+
+def run_epochs(obj, rule, batch_size, n_epochs=3):
+    state = rule.init_state(obj.init_params())
+    losses = []
+    for epoch in range(n_epochs):
+        order = np.random.RandomState(epoch).permutation(obj.X.shape[0])
+        loss, diverged = obj.minibatch_epoch(state, order.astype(np.intp),
+                                             batch_size, rule)
+        assert not diverged
+        losses.append(loss)
+    return state, losses
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.9, True), (0.9, False), (0.0, True)])
+@pytest.mark.parametrize("n_classes, fit_intercept", [(2, True), (3, True), (3, False)])
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_lazy_sparse_sgd_is_the_dense_step_sgd(momentum, nesterov, n_classes,
+                                               fit_intercept, batch_size):
+    # the lazy CSR epoch (only the batch's features per step) takes exactly
+    # the steps of the dense epoch on the same numbers; 180 one-row steps
+    # with momentum also cross the re-normalisation of its transform
+    obj, _ = make(n_classes=n_classes, sparse=True, fit_intercept=fit_intercept,
+                  alpha=0.05, smoothing=0.1, n=60, d=12)
+    dense = SoftmaxObjective(obj.X.toarray(), obj.y, obj.sample_weight, n_classes,
+                             fit_intercept=fit_intercept, alpha=0.05,
+                             label_smoothing=0.1)
+    rule = stochastic_rule("sgd", momentum, nesterov)
+    lazy_state, lazy_losses = run_epochs(obj, rule, batch_size)
+    dense_state, dense_losses = run_epochs(dense, rule, batch_size)
+    for name in ("params", "velocity", "average", "counts"):
+        assert_allclose(getattr(lazy_state, name), getattr(dense_state, name),
+                        rtol=1e-9, atol=1e-12, err_msg=name)
+    assert_allclose(lazy_losses, dense_losses, rtol=1e-10)
+
+
+def test_lazy_sparse_adam_with_every_feature_in_every_batch_is_adam():
+    obj, _ = make(n_classes=3, alpha=0.05, n=40, d=5)  # no zeros
+    sparse = SoftmaxObjective(sp.csr_matrix(obj.X), obj.y, obj.sample_weight, 3,
+                              alpha=0.05)
+    rule = stochastic_rule("adam")
+    lazy_state, lazy_losses = run_epochs(sparse, rule, 8)
+    dense_state, dense_losses = run_epochs(obj, rule, 8)
+    for name in ("params", "m", "v", "average"):
+        assert_allclose(getattr(lazy_state, name), getattr(dense_state, name),
+                        rtol=1e-10, atol=1e-13, err_msg=name)
+    assert_allclose(lazy_losses, dense_losses, rtol=1e-12)
+
+
+def test_lazy_sparse_adam_follows_its_documented_rule():
+    # a reference written from the docstring: a coefficient row moves only in
+    # steps that use its feature, its moments decay by beta ** (steps sat
+    # out) first, and its L2 gradient is scaled by 1 / P(a batch uses it)
+    obj, _ = make(n_classes=3, sparse=True, alpha=0.05, n=24, d=6)
+    X = obj.X.toarray()
+    batch_size, rule = 4, stochastic_rule("adam", average=0)
+    order = np.random.RandomState(0).permutation(24).astype(np.intp)
+    state = rule.init_state(obj.init_params())
+    obj.minibatch_epoch(state, order, batch_size, rule)
+
+    w = obj.init_params().reshape(-1)
+    coef_rows = [np.arange(k * 6, k * 6 + 6) for k in range(3)]
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    last = np.full(7, -1)
+    used_share = np.count_nonzero(X, axis=0) / 24
+    inv_q = 1.0 / (1.0 - (1.0 - used_share) ** batch_size)
+    for step, a in enumerate(range(0, 24, batch_size)):
+        rows = order[a:a + batch_size]
+        sub = SoftmaxObjective(X[rows], obj.y[rows], obj.sample_weight[rows], 3)
+        g = sub.loss_gradient(w)[1].copy()
+        lr = _steps.adam_rate(0.05 / (1 + 0.05 * 0.05 * step), step, 0.9, 0.999)
+        used = list(np.flatnonzero(np.any(X[rows] != 0, axis=0))) + [6]
+        for j in used:
+            idx = ([c[j] for c in coef_rows] if j < 6 else 18 + np.arange(3))
+            idx = np.asarray(idx)
+            if j < 6:
+                g[idx] += 0.05 * inv_q[j] * w[idx]
+            sat_out = step - last[j] - 1
+            m[idx] = 0.9 * m[idx] * 0.9 ** sat_out + 0.1 * g[idx]
+            v[idx] = 0.999 * v[idx] * 0.999 ** sat_out + 0.001 * g[idx] ** 2
+            w[idx] -= lr * m[idx] / (np.sqrt(v[idx]) + 1e-8)
+            last[j] = step
+    for j in range(7):  # the moments' decay up to the last step
+        idx = np.asarray([c[j] for c in coef_rows] if j < 6 else 18 + np.arange(3))
+        m[idx] *= 0.9 ** (5 - last[j])
+        v[idx] *= 0.999 ** (5 - last[j])
+    assert_allclose(state.params, w, rtol=1e-12, atol=1e-15)
+    assert_allclose(state.m, m, rtol=1e-12, atol=1e-15)
+    assert_allclose(state.v, v, rtol=1e-12, atol=1e-18)
