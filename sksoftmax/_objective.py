@@ -39,6 +39,37 @@ from ._parallel import chunk_map, serial_map
 from ._steps import SCHEDULES
 
 
+def _top_eigenvalue(X, root_w, intercept, seed):
+    """``lambda_max(sum_i w_i x~_i x~_i^T)``, ``x~_i = (x_i, intercept)`` (no
+    column when ``intercept`` is None), ``root_w = sqrt(w)``; inf on overflow."""
+    if sp.issparse(X):
+        A = sp.diags(root_w) @ X.astype(np.float64)
+        if intercept is not None:
+            A = sp.hstack([A, sp.csr_matrix(intercept * root_w[:, None])],
+                          format="csr")
+        values = A.data
+    else:
+        A = np.empty((X.shape[0], X.shape[1] + (intercept is not None)))
+        with np.errstate(over="ignore"):
+            np.multiply(root_w[:, None], X, out=A[:, :X.shape[1]])
+        if intercept is not None:
+            A[:, -1] = intercept * root_w
+        values = A
+    if not np.all(np.isfinite(values)):
+        return np.inf
+    if not sp.issparse(A) and A.shape[1] <= 512:
+        # a small Gram matrix: its exact top eigenvalue costs less than Lanczos
+        with np.errstate(over="ignore", invalid="ignore"):
+            gram = A.T @ A
+        return float(np.linalg.eigvalsh(gram)[-1]) if np.all(np.isfinite(gram)) \
+            else np.inf
+    if min(A.shape) < 3:
+        dense = A.toarray() if sp.issparse(A) else A
+        return float(np.linalg.norm(dense, 2)) ** 2
+    return float(svds(A, k=1, return_singular_vectors=False,
+                      random_state=seed)[0]) ** 2
+
+
 class SoftmaxObjective:
     """Softmax cross-entropy with elastic-net penalty over a fixed data set.
 
@@ -216,27 +247,38 @@ class SoftmaxObjective:
             intercept[:] = c
         return diagonal
 
-    def smoothness(self, rows=None, n_sample_rows=4096, seed=0):
-        """Smoothness constants of the per-sample and the mean loss.
+    def smoothness(self, rows=None, n_sample_rows=4096, seed=0,
+                   scale_intercept=True):
+        """Smoothness constants of the per-sample and the mean loss, and a
+        step scale for the intercept.
 
         Softmax cross-entropy has a Hessian in the logits of norm at most
         ``c = 1/2`` (``1/4`` in the single-logit binary form), so sample
         ``i``'s weighted loss ``(s_i / mean(s)) CE_i`` is ``L_i``-smooth in
-        the parameters with ``L_i = c (s_i / mean(s)) ||x~_i||^2 + l2``
-        (``x~`` is ``x`` with a 1 appended when there is an intercept), and
+        the parameters with ``L_i = c (s_i / mean(s)) ||x~_i||^2 + l2``, and
         the mean loss is ``c lambda_max(sum_i s_i x~_i x~_i^T / sum(s)) + l2``
-        -smooth (bounds as in sklearn's SAG step size).
+        -smooth (bounds as in sklearn's SAG step size). Here ``x~`` is ``x``
+        with ``sqrt(delta)`` appended when there is an intercept: these are
+        the constants in the metric where the intercept's steps are
+        ``delta`` times the coefficients' (a diagonal preconditioner).
+        ``delta = min(1, lambda_max(sum_i s_i x_i x_i^T / sum(s)))`` gives the
+        intercept no more curvature than the coefficients' largest: 1 for
+        standardised features (whose second moment has eigenvalues averaging
+        1), far below 1 for rows of unit norm spread over a large
+        vocabulary, whose step the intercept would otherwise hold down.
 
         Parameters
         ----------
         rows : ndarray of intp, default=None
             The rows to consider (all by default).
         n_sample_rows : int, default=4096
-            ``lambda_max`` is taken on a random subset of this many rows:
-            at least as reliable as the rest of the step-size bound, and
-            cheap at any size.
+            The top eigenvalues are taken on a random subset of this many
+            rows: at least as reliable as the rest of the step-size bound,
+            and cheap at any size.
         seed : int, default=0
             Seed of that subset and of the Lanczos start vector.
+        scale_intercept : bool, default=True
+            Choose ``delta`` as above; False: ``delta = 1``.
 
         Returns
         -------
@@ -244,50 +286,36 @@ class SoftmaxObjective:
             ``max_i L_i``.
         mean_smoothness : float
             The smoothness constant of the mean loss.
+        intercept_scale : float
+            ``delta`` (1 without an intercept).
         """
         X = self.X if rows is None else self.X[rows]
         w = self.sample_weight if rows is None else self.sample_weight[rows]
+        l2 = self.l2_strength()
         if not w.sum() > 0:
-            return self.l2_strength(), self.l2_strength()
+            return l2, l2, 1.0
         w = w / w.mean()
-        extra = 1.0 if self.fit_intercept else 0.0
+        X_some, w_some = X, w
+        if X.shape[0] > n_sample_rows:
+            rng = np.random.default_rng(seed)
+            keep = np.sort(rng.choice(X.shape[0], n_sample_rows, replace=False))
+            X_some, w_some = X[keep], w[keep]
+        root_w = np.sqrt(w_some / w_some.sum())
+        coef_top = _top_eigenvalue(X_some, root_w, None, seed)
+        delta = 1.0
+        if self.fit_intercept:
+            if scale_intercept and 0 < coef_top < 1:
+                delta = coef_top
+            top = _top_eigenvalue(X_some, root_w, np.sqrt(delta), seed)
+        else:
+            top = coef_top
+        extra = delta if self.fit_intercept else 0.0
         if self.sparse:
             max_square = max_weighted_csr_row_square(X.data, X.indptr, w, extra)
         else:
             max_square = max_weighted_row_square(X, w, extra)
-        if X.shape[0] > n_sample_rows:
-            rng = np.random.default_rng(seed)
-            keep = np.sort(rng.choice(X.shape[0], n_sample_rows, replace=False))
-            X, w = X[keep], w[keep]
-        root_w = np.sqrt(w / w.sum())
-        if self.sparse:
-            A = sp.diags(root_w) @ X.astype(np.float64)
-            if self.fit_intercept:
-                A = sp.hstack([A, sp.csr_matrix(root_w[:, None])], format="csr")
-        else:
-            A = np.empty((X.shape[0], X.shape[1] + self.fit_intercept))
-            with np.errstate(over="ignore"):
-                np.multiply(root_w[:, None], X, out=A[:, :X.shape[1]])
-            if self.fit_intercept:
-                A[:, -1] = root_w
-        gram = None
-        if not self.sparse and A.shape[1] <= 512:
-            # a small Gram matrix: its exact top eigenvalue costs less than Lanczos
-            with np.errstate(over="ignore", invalid="ignore"):
-                gram = A.T @ A
-        if not np.all(np.isfinite(A.data if self.sparse else A)) or (
-                gram is not None and not np.all(np.isfinite(gram))):
-            top = np.inf  # overflow: the caller reports it
-        elif gram is not None:
-            top = float(np.linalg.eigvalsh(gram)[-1])
-        elif min(A.shape) < 3:
-            top = float(np.linalg.norm(A.toarray(), 2)) ** 2
-        else:
-            top = float(svds(A, k=1, return_singular_vectors=False,
-                             random_state=seed)[0]) ** 2
         c = 0.25 if self.binary else 0.5
-        l2 = self.l2_strength()
-        return c * max_square + l2, c * top + l2
+        return c * max_square + l2, c * top + l2, delta
 
     def gradient_size(self, params, rows):
         """Root-mean-square of the entries that per-sample gradients use, at
@@ -398,7 +426,8 @@ class SoftmaxObjective:
             rule.beta_1, rule.beta_2, rule.epsilon, state.counts,
             # the tuple picks the step rule when the epoch is compiled
             (state.velocity,) if rule.solver == "sgd" else (state.m, state.v),
-            state.shift, state.threshold, state.average, rule.average)
+            state.shift, state.threshold, state.average, rule.average,
+            rule.intercept_scale)
         return (total / weight if weight > 0 else 0.0), diverged
 
     def _records(self, *flats):
@@ -408,7 +437,7 @@ class SoftmaxObjective:
         records = np.zeros((self.n_features + 1, len(flats), self.n_logits))
         for f, flat in enumerate(flats):
             coef, intercept = self.unpack(flat)
-            records[:self.n_features, f, :] = coef.T
+            load_coef_t(coef, records[:self.n_features, f, :])
             records[self.n_features, f, :] = intercept
         return records
 
@@ -418,7 +447,7 @@ class SoftmaxObjective:
             if flat is None:
                 continue
             coef, intercept = self.unpack(flat)
-            coef[:] = records[:self.n_features, f, :].T
+            load_coef_t(records[:self.n_features, f, :], coef)
             if self.fit_intercept:
                 intercept[:] = records[self.n_features, f, :]
 
@@ -442,7 +471,8 @@ class SoftmaxObjective:
             total, weight, diverged = lazy_csr_sgd_epoch(
                 *common, T, self.n_features, self.fit_intercept,
                 self.l2_strength(), self.label_smoothing, *schedule, rule.momentum,
-                rule.nesterovs_momentum, state.counts, rule.average, *scratch)
+                rule.nesterovs_momentum, state.counts, rule.average,
+                rule.intercept_scale, *scratch)
             self._from_records(T, state.params, state.velocity, average_sum)
         else:
             T = self._records(state.params, state.m, state.v, average_sum)
@@ -450,7 +480,7 @@ class SoftmaxObjective:
                 *common, T, self._inverse_frequency(order, batch_size),
                 self.n_features, self.fit_intercept, self.l2_strength(),
                 self.label_smoothing, *schedule, rule.beta_1, rule.beta_2,
-                rule.epsilon, state.counts, rule.average,
+                rule.epsilon, state.counts, rule.average, rule.intercept_scale,
                 np.empty(n_rows, dtype=np.int64), *scratch)
             self._from_records(T, state.params, state.m, state.v, average_sum)
         if state.counts[2] > 0:

@@ -273,10 +273,14 @@ class MinibatchSolver:
     average : int, default=0
         Average the iterates (Polyak-Ruppert) from the first update after
         which ``average`` samples have been seen; 0: no averaging.
+    intercept_scale : float, default=1.0
+        The intercept's steps are this many times the coefficients' (a
+        diagonal preconditioner; see ``SoftmaxObjective.smoothness``).
     """
 
     def __init__(self, solver, *, learning_rate, eta0, power_t, alpha, momentum,
-                 nesterovs_momentum, beta_1, beta_2, epsilon, average=0):
+                 nesterovs_momentum, beta_1, beta_2, epsilon, average=0,
+                 intercept_scale=1.0):
         self.solver = solver
         self.learning_rate = learning_rate
         self.eta0 = eta0
@@ -288,6 +292,7 @@ class MinibatchSolver:
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.average = int(average)
+        self.intercept_scale = float(intercept_scale)
 
     def init_state(self, params):
         return MinibatchState(params, self.solver, self.eta0)

@@ -109,6 +109,7 @@ class Rule:
     solver, learning_rate, eta0, power_t, alpha = "sgd", "constant", 0.1, 0.5, 0.0
     momentum, nesterovs_momentum, beta_1, beta_2, epsilon = 0.0, False, 0.9, 0.999, 1e-8
     average = 0
+    intercept_scale = 1.0
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -246,19 +247,35 @@ def test_smoothness_constants_are_the_exact_bounds(sparse, n_classes, fit_interc
         X = np.hstack([X, np.ones((X.shape[0], 1))])
     w = obj.sample_weight
     c = 0.25 if n_classes == 2 else 0.5
-    max_smoothness, mean_smoothness = obj.smoothness()
+    max_smoothness, mean_smoothness, delta = obj.smoothness()
+    # the intercept's scale: the top eigenvalue of the coefficients' second
+    # moment, capped at 1; its column then holds sqrt(delta)
+    coef_part = X[:, :obj.n_features]
+    coef_top = np.linalg.eigvalsh((coef_part * w[:, None]).T @ coef_part
+                                  / w.sum())[-1]
+    expected_delta = min(1.0, coef_top) if fit_intercept else 1.0
+    assert delta == pytest.approx(expected_delta, rel=1e-8)
+    if fit_intercept:
+        X[:, -1] = np.sqrt(delta)
     expected_max = c * np.max(w / w.mean() * (X ** 2).sum(axis=1)) + 0.3
     second_moment = (X * w[:, None]).T @ X / w.sum()
     expected_mean = c * np.linalg.eigvalsh(second_moment)[-1] + 0.3
     assert max_smoothness == pytest.approx(expected_max, rel=1e-10)
     assert mean_smoothness == pytest.approx(expected_mean, rel=1e-6)
-    # the mean loss's Hessian at any point is bounded by it (finite differences)
+    # the mean loss's Hessian, in the metric where the intercept moves delta
+    # times as far, is bounded by it at any point (finite differences)
     params = np.random.default_rng(0).standard_normal(obj.n_params)
     direction = np.random.default_rng(1).standard_normal(obj.n_params)
+    if fit_intercept:
+        direction[obj.n_logits * obj.n_features:] *= np.sqrt(delta)
     h = 1e-5
     g_plus = obj.loss_gradient(params + h * direction)[1].copy()
     g_minus = obj.loss_gradient(params - h * direction)[1].copy()
-    curvature = direction @ (g_plus - g_minus) / (2 * h) / (direction @ direction)
+    metric = np.ones(obj.n_params)
+    if fit_intercept:
+        metric[obj.n_logits * obj.n_features:] = 1.0 / delta
+    curvature = (direction @ (g_plus - g_minus) / (2 * h)
+                 / (direction @ (metric * direction)))
     assert 0 < curvature <= mean_smoothness * (1 + 1e-6)
 
 
@@ -281,10 +298,12 @@ def test_gradient_size_is_the_rms_per_sample_gradient_entry(sparse, n_classes):
 
 
 # ------------------------------------------------- lazy minibatch epochs (CSR)
-def stochastic_rule(solver, momentum=0.9, nesterov=True, average=5):
+def stochastic_rule(solver, momentum=0.9, nesterov=True, average=5,
+                    intercept_scale=0.3):
     return MinibatchSolver(solver, learning_rate="optimal", eta0=0.05, power_t=0.5,
                            alpha=0.05, momentum=momentum, nesterovs_momentum=nesterov,
-                           beta_1=0.9, beta_2=0.999, epsilon=1e-8, average=average)
+                           beta_1=0.9, beta_2=0.999, epsilon=1e-8, average=average,
+                           intercept_scale=intercept_scale)
 
 
 def run_epochs(obj, rule, batch_size, n_epochs=3):
@@ -340,7 +359,7 @@ def test_lazy_sparse_adam_follows_its_documented_rule():
     # out) first, and its L2 gradient is scaled by 1 / P(a batch uses it)
     obj, _ = make(n_classes=3, sparse=True, alpha=0.05, n=24, d=6)
     X = obj.X.toarray()
-    batch_size, rule = 4, stochastic_rule("adam", average=0)
+    batch_size, rule = 4, stochastic_rule("adam", average=0, intercept_scale=1.0)
     order = np.random.RandomState(0).permutation(24).astype(np.intp)
     state = rule.init_state(obj.init_params())
     obj.minibatch_epoch(state, order, batch_size, rule)
@@ -374,3 +393,23 @@ def test_lazy_sparse_adam_follows_its_documented_rule():
     assert_allclose(state.params, w, rtol=1e-12, atol=1e-15)
     assert_allclose(state.m, m, rtol=1e-12, atol=1e-15)
     assert_allclose(state.v, v, rtol=1e-12, atol=1e-18)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_intercept_scale_scales_the_intercepts_step(sparse):
+    # plain SGD: the coefficients move by -eta g, the intercept by -eta delta g
+    obj, params = make(n_classes=3, alpha=0.2, sparse=sparse)
+    rows = np.array([1, 4, 9], dtype=np.intp)
+    sub = SoftmaxObjective(obj.X[rows], obj.y[rows], obj.sample_weight[rows], 3,
+                           alpha=0.2)
+    _, grad = sub.loss_gradient(params)
+    expected = params - 0.1 * grad
+    n_coef = obj.n_logits * obj.n_features
+    expected[n_coef:] = params[n_coef:] - 0.1 * 0.25 * grad[n_coef:]
+
+    class Scaled(Rule):
+        intercept_scale = 0.25
+
+    state = MinibatchState(params.copy(), "sgd", 0.1)
+    obj.minibatch_epoch(state, rows, len(rows), Scaled)
+    assert_allclose(state.params, expected, rtol=1e-12, atol=1e-14)
