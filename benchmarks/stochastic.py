@@ -1,0 +1,352 @@
+"""The stochastic solvers at their defaults: accuracy, fit time, time to accuracy.
+
+For each data set, at ``C = 1`` (``alpha = 1 / n``, what a user of
+``LogisticRegression``'s defaults gets):
+
+- ``LogisticRegression(lbfgs)`` sets the reference test accuracy and time;
+- sksoftmax's ``lbfgs`` gives the exact optimum's accuracy;
+- sksoftmax's ``sgd`` and ``adam`` and ``MLPClassifier(hidden_layer_sizes=())``
+  (softmax regression by Adam or SGD, the same objective) are fitted at their
+  defaults (timed: median of ``--repeats``, one fit above ``--long`` s), and
+  each gets a time-to-accuracy curve: fits with ``max_iter`` = 1, 2, 3, 4, 6,
+  8, 12, ... epochs, each timed whole (setup included), until a fit stops
+  by itself or passes ``--cap`` seconds. A curve's first point at or above
+  the target accuracy (LR's minus 0.3 points on dense sets, 0.5 on sparse)
+  is the time to accuracy.
+
+Slow peers are never dropped: a fit longer than ``--cap`` seconds ends the
+curve, and a default fit above it runs with ``max_iter`` set from one
+epoch's time so that it stops near the cap (said in the table).
+The sklearn sets also get the streaming check: ``partial_fit`` over 10
+chunks for 5 passes on digits, beside ``SGDClassifier``'s ``partial_fit``.
+
+    python -m benchmarks.stochastic --out docs/benchmark_results/stochastic
+    python -m benchmarks.stochastic --only iris,digits --repeats 3
+"""
+
+import argparse
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.metrics import accuracy_score
+
+from benchmarks import datasets
+from benchmarks.peers import MLP
+from benchmarks.run import environment
+from sksoftmax import SoftmaxRegressionClassifier
+
+EPOCHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+
+
+def sets():
+    sk = [datasets.sklearn_set(n) for n in datasets.SKLEARN_SETS]
+    return sk + [
+        datasets.blobs(200_000, 100, 10, "float32"),  # the headline
+        datasets.blobs(200_000, 100, 10, "float64"),
+        datasets.blobs(100_000, 20, 2, "float32"),
+        datasets.blobs(50_000, 1000, 10, "float32"),
+        datasets.blobs(100_000, 100, 100, "float32"),
+        datasets.sparse_text(200_000, 100_000, 20),
+        datasets.sparse_text(200_000, 100_000, 20, vocabulary="flat"),
+        datasets.sparse_text(200_000, 100_000, 20, vocabulary="zipf"),
+    ]
+
+
+class Model:
+    """A named way to build an estimator at a given ``max_iter`` (None: default)."""
+
+    def __init__(self, name, make):
+        self.name, self.make = name, make
+
+
+def models(alpha, n_train):
+    sk = [Model(f"sksoftmax({s})",
+                lambda m, s=s: SoftmaxRegressionClassifier(
+                    solver=s, alpha=alpha, random_state=0,
+                    **({} if m is None else {"max_iter": m})))
+          for s in ("sgd", "adam")]
+    mlp = [Model(f"MLPClassifier({s})",
+                 lambda m, s=s: MLP(s).make(alpha, n_train, max_iter=m))
+           for s in ("adam", "sgd")]
+    return sk + mlp
+
+
+def fit_timed(model, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        model.fit(X, y)
+        return time.perf_counter() - start
+
+
+def n_epochs(model):
+    return int(np.max(model.n_iter_))
+
+
+def default_fit(model, X, y, X_test, y_test, repeats, long_s, cap_s):
+    """The default fit: median time, epochs, test accuracy; capped if slow."""
+    record = {}
+    one = model.make(1)
+    one_epoch = fit_timed(one, X, y)
+    max_iter = None
+    if one_epoch * 8 > cap_s:  # a default fit could run for many epochs: cap it
+        max_iter = max(1, int(cap_s / max(one_epoch, 1e-9)))
+        record["capped_max_iter"] = max_iter
+    times = []
+    for _ in range(repeats):
+        fitted = model.make(max_iter)
+        times.append(fit_timed(fitted, X, y))
+        if times[-1] > long_s:
+            break
+    record.update(fit_s=float(np.median(times)), fit_times_s=times,
+                  epochs=n_epochs(fitted),
+                  test_accuracy=float(accuracy_score(y_test, fitted.predict(X_test))))
+    if max_iter is not None:
+        record["cap_reached"] = record["epochs"] >= max_iter
+    return record
+
+
+def curve(model, X, y, X_test, y_test, cap_s):
+    """Test accuracy against wall time, one whole fit per point."""
+    points = []
+    for epochs in EPOCHS:
+        fitted = model.make(epochs)
+        elapsed = fit_timed(fitted, X, y)
+        points.append({"max_iter": epochs, "epochs": n_epochs(fitted),
+                       "time_s": elapsed,
+                       "test_accuracy": float(accuracy_score(y_test,
+                                                             fitted.predict(X_test)))})
+        if n_epochs(fitted) < epochs or elapsed > cap_s:
+            break
+    return points
+
+
+def time_to(points, target):
+    for p in points:
+        if p["test_accuracy"] >= target:
+            return p["time_s"]
+    return None
+
+
+def streaming(X, y, X_test, y_test, alpha, passes=5, n_chunks=10):
+    """``partial_fit`` over ``n_chunks`` chunks, ``passes`` times: test accuracy."""
+    classes = np.unique(y)
+    chunks = np.array_split(np.random.default_rng(0).permutation(len(y)), n_chunks)
+    out = {}
+    makers = {f"sksoftmax({s})": lambda s=s: SoftmaxRegressionClassifier(
+                  solver=s, alpha=alpha, random_state=0) for s in ("sgd", "adam")}
+    makers["SGDClassifier(log_loss)"] = lambda: SGDClassifier(
+        loss="log_loss", alpha=alpha, random_state=0)
+    for name, make in makers.items():
+        model = make()
+        start = time.perf_counter()
+        for _ in range(passes):
+            for rows in chunks:
+                model.partial_fit(X[rows], y[rows], classes=classes)
+        out[name] = {"time_s": time.perf_counter() - start,
+                     "test_accuracy": float(accuracy_score(y_test,
+                                                           model.predict(X_test)))}
+    return out
+
+
+def epoch_and_pass(X, y, alpha, repeats=7):
+    """Median time of one default sgd epoch (shuffled) and of one full
+    loss-and-gradient pass, serial and on every core (what lbfgs runs)."""
+    from sksoftmax._objective import SoftmaxObjective
+    from sksoftmax._parallel import effective_n_threads
+
+    codes = np.unique(y, return_inverse=True)[1].astype(np.intp)
+    weights = np.ones(len(y))
+    k = int(codes.max()) + 1
+    model = SoftmaxRegressionClassifier(solver="sgd", alpha=alpha, max_iter=1,
+                                        random_state=0)
+    fit_timed(model, X, y)
+    state = model._minibatch_state
+    rule = model._minibatch_solver(state.smoothness, model._batch_size(len(y)),
+                                   len(y))
+    serial = SoftmaxObjective(X, codes, weights, k, alpha=alpha)
+    rng = np.random.default_rng(0)
+
+    def median(f):
+        f()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    epoch_s = median(lambda: serial.minibatch_epoch(
+        state, rng.permutation(len(y)).astype(np.intp), model._batch_size(len(y)),
+        rule))
+    params = serial.init_params()
+    pass_s = median(lambda: serial.loss_gradient(params))
+    threaded = SoftmaxObjective(X, codes, weights, k, alpha=alpha,
+                                n_threads=effective_n_threads(None))
+    with threaded.parallel():
+        threaded_pass_s = median(lambda: threaded.loss_gradient(params))
+    return {"epoch_s": epoch_s, "pass_s": pass_s, "threaded_pass_s": threaded_pass_s}
+
+
+def run_set(spec, repeats, long_s, cap_s):
+    X, X_test, y, y_test = datasets.load(spec)
+    n = len(y)
+    alpha = 1.0 / n
+    sparse = spec["kind"] == "sparse_text"
+    row = {"dataset": spec["name"], "n_train": n, "n_features": X.shape[1],
+           "n_classes": int(len(np.unique(y))), "alpha": alpha, "C": 1.0,
+           "sparse": sparse, "tolerance_points": 0.5 if sparse else 0.3}
+    # warm-up: Numba's compilation (or cache load) is not fit time
+    for solver in ("lbfgs", "sgd", "adam"):
+        fit_timed(SoftmaxRegressionClassifier(solver=solver, max_iter=2),
+                  X[:min(n, 500)], y[:min(n, 500)])
+    lr_times = []
+    for _ in range(repeats):
+        lr = LogisticRegression(C=1.0)
+        lr_times.append(fit_timed(lr, X, y))
+        if lr_times[-1] > long_s:
+            break
+    row["LogisticRegression(lbfgs)"] = {
+        "fit_s": float(np.median(lr_times)), "fit_times_s": lr_times,
+        "test_accuracy": float(accuracy_score(y_test, lr.predict(X_test)))}
+    exact = SoftmaxRegressionClassifier(alpha=alpha)
+    row["sksoftmax(lbfgs)"] = {"fit_s": fit_timed(exact, X, y),
+                               "test_accuracy": float(exact.score(X_test, y_test))}
+    target = (row["LogisticRegression(lbfgs)"]["test_accuracy"]
+              - row["tolerance_points"] / 100)
+    row["target_accuracy"] = target
+    for model in models(alpha, n):
+        record = default_fit(model, X, y, X_test, y_test, repeats, long_s, cap_s)
+        record["curve"] = curve(model, X, y, X_test, y_test, cap_s)
+        record["time_to_target_s"] = time_to(record["curve"], target)
+        row[model.name] = record
+    if spec["name"] == "digits":
+        row["streaming"] = streaming(X, y, X_test, y_test, alpha)
+    if n >= 10_000:
+        row["epoch_and_pass"] = epoch_and_pass(X, y, alpha)
+    return row
+
+
+PEERS = ("sksoftmax(sgd)", "sksoftmax(adam)", "MLPClassifier(adam)",
+         "MLPClassifier(sgd)")
+
+
+def write_markdown(rows, environment_, path):
+    lines = ["# Stochastic solvers at their defaults", "",
+             "`python -m benchmarks.stochastic`; C = 1 (alpha = 1/n). "
+             f"Machine: {environment_.get('cpu_count')} cores. Accuracy: held-out "
+             "test split. *Time to target*: the first whole fit (max_iter = 1, 2, 3, "
+             "4, 6, 8, ... epochs) whose test accuracy reaches LR's minus 0.3 "
+             "points (dense) or 0.5 (sparse); *ratio*: LR's fit time over it.", "",
+             "| data set | LR acc / s | lbfgs acc | model | default: acc, epochs, s "
+             "| time to target, s | LR / default | LR / to target |",
+             "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for row in rows:
+        lr = row["LogisticRegression(lbfgs)"]
+        for i, name in enumerate(PEERS):
+            rec = row[name]
+            head = (f"{row['dataset']} | {lr['test_accuracy']:.4f} / {lr['fit_s']:.3g}"
+                    f" | {row['sksoftmax(lbfgs)']['test_accuracy']:.4f}"
+                    if i == 0 else " | | ")
+            capped = (f" (capped at {rec['capped_max_iter']} epochs)"
+                      if "capped_max_iter" in rec else "")
+            to = rec["time_to_target_s"]
+            to_ratio = "-" if to is None else f"{lr['fit_s'] / to:.1f}x"
+            lines.append(
+                f"| {head} | {name} | {rec['test_accuracy']:.4f}, {rec['epochs']}"
+                f"{capped}, {rec['fit_s']:.3g} | "
+                f"{'not reached' if to is None else f'{to:.3g}'} | "
+                f"{lr['fit_s'] / rec['fit_s']:.1f}x | "
+                f"{to_ratio} |")
+        if "epoch_and_pass" in row:
+            e = row["epoch_and_pass"]
+            notes.append(f"- {row['dataset']}: one sgd epoch {e['epoch_s']:.3g} s = "
+                         f"{e['epoch_s'] / e['pass_s']:.2f} serial passes "
+                         f"({e['pass_s']:.3g} s), "
+                         f"{e['epoch_s'] / e['threaded_pass_s']:.2f} threaded passes "
+                         f"({e['threaded_pass_s']:.3g} s).")
+        if "streaming" in row:
+            notes.append("- Streaming digits (`partial_fit`, 10 chunks x 5 passes): "
+                         + "; ".join(f"{k} {v['test_accuracy']:.4f}"
+                                     for k, v in row["streaming"].items())
+                         + f"; lbfgs {row['sksoftmax(lbfgs)']['test_accuracy']:.4f}.")
+    lines += ["", *notes]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    big = [r for r in rows if r["n_train"] >= 10_000]
+    if not big:
+        return
+    cols = 3
+    fig, axes = plt.subplots((len(big) + cols - 1) // cols, cols,
+                             figsize=(5 * cols, 3.6 * ((len(big) + cols - 1) // cols)),
+                             squeeze=False)
+    for ax, row in zip(axes.ravel(), big, strict=False):
+        for name in PEERS:
+            pts = row[name]["curve"]
+            ax.plot([p["time_s"] for p in pts], [p["test_accuracy"] for p in pts],
+                    marker="o", ms=3, label=name)
+        lr = row["LogisticRegression(lbfgs)"]
+        ax.axhline(row["target_accuracy"], color="grey", ls=":", lw=1,
+                   label="LR - tolerance")
+        ax.axvline(lr["fit_s"], color="grey", ls="--", lw=1, label="LR fit time")
+        ax.set(xscale="log", title=row["dataset"], xlabel="fit time, s",
+               ylabel="test accuracy")
+        lo = min(p["test_accuracy"] for name in PEERS for p in row[name]["curve"])
+        ax.set_ylim(max(lo, row["target_accuracy"] - 0.1), None)
+        ax.grid(True, alpha=0.3)
+    for ax in axes.ravel()[len(big):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stochastic",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="benchmarks/results/stochastic")
+    parser.add_argument("--only", default="",
+                        help="comma-separated parts of data set names")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the rows already in --out")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long", type=float, default=30.0)
+    parser.add_argument("--cap", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, "stochastic.json")
+    rows = []
+    if args.append and os.path.exists(json_path):
+        with open(json_path) as f:
+            rows = json.load(f)["rows"]
+    wanted = [w for w in args.only.split(",") if w]
+    env = environment()
+    for spec in sets():
+        if wanted and not any(w in spec["name"] for w in wanted):
+            continue
+        start = time.perf_counter()
+        row = run_set(spec, args.repeats, args.long, args.cap)
+        rows = [r for r in rows if r["dataset"] != row["dataset"]] + [row]
+        print(f"{spec['name']}: {time.perf_counter() - start:.0f} s", flush=True)
+        with open(json_path, "w") as f:
+            json.dump({"environment": env, "rows": rows}, f, indent=1)
+        write_markdown(rows, env, os.path.join(args.out, "stochastic.md"))
+        plot(rows, os.path.join(args.out, "time_to_accuracy.png"))
+
+
+if __name__ == "__main__":
+    main()
