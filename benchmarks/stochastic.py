@@ -36,7 +36,7 @@ from sklearn.metrics import accuracy_score
 
 from benchmarks import datasets
 from benchmarks.peers import MLP
-from benchmarks.run import environment
+from benchmarks.run import environment, median_time
 from sksoftmax import SoftmaxRegressionClassifier
 
 EPOCHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
@@ -174,24 +174,15 @@ def epoch_and_pass(X, y, alpha, repeats=7):
     serial = SoftmaxObjective(X, codes, weights, k, alpha=alpha)
     rng = np.random.default_rng(0)
 
-    def median(f):
-        f()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
-
-    epoch_s = median(lambda: serial.minibatch_epoch(
+    epoch_s = median_time(lambda: serial.minibatch_epoch(
         state, rng.permutation(len(y)).astype(np.intp), model._batch_size(len(y)),
-        rule))
+        rule), repeats)
     params = serial.init_params()
-    pass_s = median(lambda: serial.loss_gradient(params))
+    pass_s = median_time(lambda: serial.loss_gradient(params), repeats)
     threaded = SoftmaxObjective(X, codes, weights, k, alpha=alpha,
                                 n_threads=effective_n_threads(None))
     with threaded.parallel():
-        threaded_pass_s = median(lambda: threaded.loss_gradient(params))
+        threaded_pass_s = median_time(lambda: threaded.loss_gradient(params), repeats)
     return {"epoch_s": epoch_s, "pass_s": pass_s, "threaded_pass_s": threaded_pass_s}
 
 
