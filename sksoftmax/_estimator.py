@@ -129,11 +129,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         rows); scaled for Nesterov's or heavy-ball momentum, and for Adam by
         the size of a per-sample gradient entry at the start. With
         ``"sgd"`` the intercept then steps ``min(1, lambda_max)`` times as far
-        as the coefficients,
-        ``lambda_max`` that of the features' second moment (1 for
-        standardised data; small for TF-IDF rows, whose intercept would
-        otherwise hold every step down). For ``partial_fit`` the constants
-        come from the first chunk.
+        as the coefficients, ``lambda_max`` that of the features' second
+        moment (1 for standardised data; small for TF-IDF rows, whose
+        intercept would otherwise hold every step down). For ``partial_fit``
+        the constants come from the first chunk.
     power_t : float, default=0.5
         Exponent of ``"invscaling"``.
     momentum : float, default=0.9
