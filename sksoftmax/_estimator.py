@@ -599,7 +599,6 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 rng=rng, shuffle=self.shuffle,
                 max_iter=self.max_iter, tol=self._tol(),
                 n_iter_no_change=self.n_iter_no_change,
-                penalty=objective.l1_penalty if objective.l1_strength() else None,
                 validation_score=validation_score,
                 model_loss=self._model_loss(objective, train_rows),
                 verbose=self.verbose,

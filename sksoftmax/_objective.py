@@ -39,35 +39,38 @@ from ._parallel import chunk_map, serial_map
 from ._steps import SCHEDULES
 
 
-def _top_eigenvalue(X, root_w, intercept, seed):
-    """``lambda_max(sum_i w_i x~_i x~_i^T)``, ``x~_i = (x_i, intercept)`` (no
-    column when ``intercept`` is None), ``root_w = sqrt(w)``; inf on overflow."""
+def _weighted_rows(X, root_w, intercept):
+    """float64 rows ``sqrt(w_i) (x_i, intercept)`` (no column when ``intercept``
+    is None): their Gram matrix is ``sum_i w_i x~_i x~_i^T``."""
     if sp.issparse(X):
         A = sp.diags(root_w) @ X.astype(np.float64)
         if intercept is not None:
             A = sp.hstack([A, sp.csr_matrix(intercept * root_w[:, None])],
                           format="csr")
-        values = A.data
-    else:
-        A = np.empty((X.shape[0], X.shape[1] + (intercept is not None)))
-        with np.errstate(over="ignore"):
-            np.multiply(root_w[:, None], X, out=A[:, :X.shape[1]])
-        if intercept is not None:
-            A[:, -1] = intercept * root_w
-        values = A
-    if not np.all(np.isfinite(values)):
+        return A
+    A = np.empty((X.shape[0], X.shape[1] + (intercept is not None)))
+    with np.errstate(over="ignore"):
+        np.multiply(root_w[:, None], X, out=A[:, :X.shape[1]])
+    if intercept is not None:
+        A[:, -1] = intercept * root_w
+    return A
+
+
+def _top_eigenvalue(A, seed):
+    """The top eigenvalue of ``A^T A`` by Lanczos (``svds``); inf on overflow."""
+    if not np.all(np.isfinite(A.data if sp.issparse(A) else A)):
         return np.inf
-    if not sp.issparse(A) and A.shape[1] <= 512:
-        # a small Gram matrix: its exact top eigenvalue costs less than Lanczos
-        with np.errstate(over="ignore", invalid="ignore"):
-            gram = A.T @ A
-        return float(np.linalg.eigvalsh(gram)[-1]) if np.all(np.isfinite(gram)) \
-            else np.inf
     if min(A.shape) < 3:
         dense = A.toarray() if sp.issparse(A) else A
         return float(np.linalg.norm(dense, 2)) ** 2
     return float(svds(A, k=1, return_singular_vectors=False,
                       random_state=seed)[0]) ** 2
+
+
+def _top_gram_eigenvalue(gram):
+    """The top eigenvalue of a symmetric matrix; inf when it is not finite."""
+    return float(np.linalg.eigvalsh(gram)[-1]) if np.all(np.isfinite(gram)) \
+        else np.inf
 
 
 class SoftmaxObjective:
@@ -301,12 +304,28 @@ class SoftmaxObjective:
             keep = np.sort(rng.choice(X.shape[0], n_sample_rows, replace=False))
             X_some, w_some = X[keep], w[keep]
         root_w = np.sqrt(w_some / w_some.sum())
-        coef_top = _top_eigenvalue(X_some, root_w, None, seed)
+        d = self.n_features
+        gram = None
+        if not self.sparse and d + self.fit_intercept <= 512:
+            # a small Gram matrix, built once: its exact top eigenvalues cost
+            # less than Lanczos, and the intercept's row and column are rescaled
+            A = _weighted_rows(X_some, root_w, 1.0 if self.fit_intercept else None)
+            with np.errstate(over="ignore", invalid="ignore"):
+                gram = A.T @ A
+            coef_top = _top_gram_eigenvalue(gram[:d, :d])
+        else:
+            coef_top = _top_eigenvalue(_weighted_rows(X_some, root_w, None), seed)
         delta = 1.0
         if self.fit_intercept:
             if scale_intercept and 0 < coef_top < 1:
                 delta = coef_top
-            top = _top_eigenvalue(X_some, root_w, np.sqrt(delta), seed)
+            if gram is not None:
+                gram[d, :] *= np.sqrt(delta)
+                gram[:, d] *= np.sqrt(delta)
+                top = _top_gram_eigenvalue(gram)
+            else:
+                top = _top_eigenvalue(
+                    _weighted_rows(X_some, root_w, np.sqrt(delta)), seed)
         else:
             top = coef_top
         extra = delta if self.fit_intercept else 0.0
@@ -442,10 +461,8 @@ class SoftmaxObjective:
         return records
 
     def _from_records(self, records, *flats):
-        """Write the records' fields back into flat vectors (None: skip)."""
+        """Write the records' fields back into flat vectors."""
         for f, flat in enumerate(flats):
-            if flat is None:
-                continue
             coef, intercept = self.unpack(flat)
             load_coef_t(records[:self.n_features, f, :], coef)
             if self.fit_intercept:

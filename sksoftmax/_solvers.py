@@ -327,8 +327,7 @@ class MinibatchSolver:
         return loss
 
     def fit(self, state, run_epoch, rows, *, batch_size, rng, shuffle, max_iter, tol,
-            n_iter_no_change, penalty=None, validation_score=None, model_loss=None,
-            verbose=False):
+            n_iter_no_change, validation_score=None, model_loss=None, verbose=False):
         """Epochs until convergence, early stopping or ``max_iter``.
 
         Without ``validation_score``, the run stops once the epoch's training
@@ -337,8 +336,9 @@ class MinibatchSolver:
         With it, the same rule is applied to the validation score (which must
         rise by ``tol``, absolutely: it is an accuracy). With
         ``"adaptive"``, such a stall divides the learning rate by 5 instead,
-        until it falls below 1e-6. ``penalty(params)`` adds the non-smooth part
-        to each epoch's reported objective.
+        until it falls below 1e-6. ``model_loss(params)``, when given, is the
+        objective recorded (and judged) after each epoch, of ``state.model``;
+        otherwise the epoch's mean minibatch loss is.
 
         Returns
         -------
@@ -359,8 +359,6 @@ class MinibatchSolver:
                 raise DivergenceError(f"epoch #{epoch}") from None
             if model_loss is not None:
                 loss = model_loss(state.model)
-            elif penalty is not None:
-                loss += penalty(state.params)
             loss_curve.append(loss)
             if validation_score is not None:
                 score = validation_score(state.model)
