@@ -67,13 +67,158 @@ def _top_eigenvalue(A, seed):
                       random_state=seed)[0]) ** 2
 
 
+def _max_row_square(X, w, extra):
+    """``max_i w_i (||x_i||^2 + extra)``."""
+    if sp.issparse(X):
+        return max_weighted_csr_row_square(X.data, X.indptr, w, extra)
+    return max_weighted_row_square(X, w, extra)
+
+
 def _top_gram_eigenvalue(gram):
     """The top eigenvalue of a symmetric matrix; inf when it is not finite."""
     return float(np.linalg.eigvalsh(gram)[-1]) if np.all(np.isfinite(gram)) \
         else np.inf
 
 
-class SoftmaxObjective:
+class ParameterLayout:
+    """The objective's parameters and penalty, wherever the data lives.
+
+    The flat float64 parameter vector holds the coefficients (n_logits,
+    n_features), row-major, then the intercepts when there are any; with two
+    classes there is a single logit (exactly binary logistic regression).
+    Subclasses add the data: :class:`SoftmaxObjective` in memory,
+    ``sksoftmax._dask.DaskObjective`` on a dask cluster. Both reduce the
+    data to the same weighted sums, which :meth:`finish` turns into the
+    objective.
+
+    Parameters
+    ----------
+    n_features : int
+    n_classes : int
+        Number of classes ``K >= 2``.
+    fit_intercept : bool
+    alpha, l1_ratio, label_smoothing : float
+        As in :class:`SoftmaxObjective`.
+    """
+
+    def __init__(self, n_features, n_classes, *, fit_intercept=True, alpha=0.0,
+                 l1_ratio=0.0, label_smoothing=0.0):
+        self.n_classes = int(n_classes)
+        self.binary = self.n_classes == 2
+        self.n_logits = 1 if self.binary else self.n_classes
+        self.n_features = int(n_features)
+        self.fit_intercept = fit_intercept
+        self.alpha = float(alpha)
+        self.l1_ratio = float(l1_ratio)
+        self.label_smoothing = float(label_smoothing)
+
+    @property
+    def n_params(self):
+        return self.n_logits * (self.n_features + self.fit_intercept)
+
+    @property
+    def logit_curvature(self):
+        """Bound on the norm of the cross-entropy's Hessian in the logits:
+        1/2, or 1/4 in the single-logit binary form."""
+        return 0.25 if self.binary else 0.5
+
+    def init_params(self, coef=None, intercept=None):
+        """Flat float64 parameter vector, zeros or from given coef/intercept."""
+        params = np.zeros(self.n_params)
+        if coef is not None:
+            coef_view, intercept_view = self.unpack(params)
+            coef_view[:] = coef
+            if self.fit_intercept and intercept is not None:
+                intercept_view[:] = intercept
+        return params
+
+    def unpack(self, params):
+        """Views ``(coef, intercept)`` into a flat parameter vector.
+
+        ``intercept`` is a zero array (not a view) without an intercept.
+        """
+        n_coef = self.n_logits * self.n_features
+        coef = params[:n_coef].reshape(self.n_logits, self.n_features)
+        if self.fit_intercept:
+            intercept = params[n_coef:]
+        else:
+            intercept = np.zeros(self.n_logits, dtype=params.dtype)
+        return coef, intercept
+
+    def l2_strength(self):
+        return self.alpha * (1.0 - self.l1_ratio)
+
+    def l1_strength(self):
+        return self.alpha * self.l1_ratio
+
+    def finish(self, loss_sum, grad_sum, params, weight_sum, out):
+        """The smooth part of the objective and its gradient, from the data's
+        weighted sums.
+
+        Parameters
+        ----------
+        loss_sum : float
+            ``sum_i s_i CE_i``.
+        grad_sum : ndarray of shape (n_params,)
+            Its gradient, in the flat layout.
+        params : ndarray of shape (n_params,)
+        weight_sum : float
+            ``sum_i s_i``.
+        out : ndarray of shape (n_params,)
+            Receives the gradient (may be ``grad_sum``).
+
+        Returns
+        -------
+        loss : float
+        """
+        np.multiply(grad_sum, 1.0 / weight_sum, out=out)
+        l2 = self.l2_strength()
+        loss = loss_sum / weight_sum
+        if l2:
+            coef, _ = self.unpack(params)
+            grad_coef, _ = self.unpack(out)
+            # Overflow here means divergence, which the solvers report.
+            with np.errstate(over="ignore", invalid="ignore"):
+                grad_coef += l2 * coef
+                loss += 0.5 * l2 * float(np.dot(coef.ravel(), coef.ravel()))
+        return loss
+
+    def curvature_from(self, squares, weight_sum):
+        """The Hessian's diagonal at equal probabilities from the weighted
+        column sums of squares ``sum_i s_i x_ij^2`` (see
+        :meth:`SoftmaxObjective.curvature_estimate`)."""
+        p = 0.5 if self.binary else 1.0 / self.n_classes
+        c = p * (1.0 - p)
+        diagonal = np.empty(self.n_params)
+        coef, intercept = self.unpack(diagonal)
+        coef[:] = c * squares / weight_sum + self.l2_strength()
+        if self.fit_intercept:
+            intercept[:] = c
+        return diagonal
+
+    def l1_penalty(self, params):
+        """Value of the L1 part of the penalty (0 without one)."""
+        strength = self.l1_strength()
+        if not strength:
+            return 0.0
+        coef, _ = self.unpack(params)
+        return strength * float(np.abs(coef).sum())
+
+    def objective(self, params):
+        """Full objective (data term + elastic-net penalty) on all rows."""
+        loss, _ = self.loss_gradient(params)
+        return loss + self.l1_penalty(params)
+
+    def decision(self, params, X):
+        """Logits (n, n_logits) of ``X`` under ``params`` in float64."""
+        coef, intercept = self.unpack(params)
+        return np.asarray(X @ coef.T) + intercept
+
+    def loss_gradient(self, params):
+        raise NotImplementedError  # the subclasses hold the data
+
+
+class SoftmaxObjective(ParameterLayout):
     """Softmax cross-entropy with elastic-net penalty over a fixed data set.
 
     Parameters
@@ -116,17 +261,12 @@ class SoftmaxObjective:
     def __init__(self, X, y, sample_weight, n_classes, *, fit_intercept=True,
                  alpha=0.0, l1_ratio=0.0, label_smoothing=0.0, n_threads=1,
                  sparse_copy=True):
+        super().__init__(X.shape[1], n_classes, fit_intercept=fit_intercept,
+                         alpha=alpha, l1_ratio=l1_ratio,
+                         label_smoothing=label_smoothing)
         self.X = X
         self.y = y
         self.sample_weight = sample_weight
-        self.n_classes = int(n_classes)
-        self.binary = self.n_classes == 2
-        self.n_logits = 1 if self.binary else self.n_classes
-        self.n_features = X.shape[1]
-        self.fit_intercept = fit_intercept
-        self.alpha = float(alpha)
-        self.l1_ratio = float(l1_ratio)
-        self.label_smoothing = float(label_smoothing)
         self.dtype = X.dtype
         self.weight_sum = float(sample_weight.sum())
         self.sparse = hasattr(X, "indptr")
@@ -153,39 +293,6 @@ class SoftmaxObjective:
             self._all_rows = np.arange(self.X.shape[0], dtype=np.intp)
         return self._all_rows
 
-    @property
-    def n_params(self):
-        return self._grad.shape[0]
-
-    def init_params(self, coef=None, intercept=None):
-        """Flat float64 parameter vector, zeros or from given coef/intercept."""
-        params = np.zeros(self.n_params)
-        if coef is not None:
-            coef_view, intercept_view = self.unpack(params)
-            coef_view[:] = coef
-            if self.fit_intercept and intercept is not None:
-                intercept_view[:] = intercept
-        return params
-
-    def unpack(self, params):
-        """Views ``(coef, intercept)`` into a flat parameter vector.
-
-        ``intercept`` is a zero array (not a view) without an intercept.
-        """
-        n_coef = self.n_logits * self.n_features
-        coef = params[:n_coef].reshape(self.n_logits, self.n_features)
-        if self.fit_intercept:
-            intercept = params[n_coef:]
-        else:
-            intercept = np.zeros(self.n_logits, dtype=params.dtype)
-        return coef, intercept
-
-    def l2_strength(self):
-        return self.alpha * (1.0 - self.l1_ratio)
-
-    def l1_strength(self):
-        return self.alpha * self.l1_ratio
-
     def loss_gradient(self, params):
         """Smooth part of the objective over all rows, and its gradient.
 
@@ -201,6 +308,35 @@ class SoftmaxObjective:
             Its gradient. The array is reused by the next call: copy it to
             keep it.
         """
+        loss_sum = self._sums_into(params, 1.0 / self.weight_sum, self.l2_strength())
+        loss = loss_sum / self.weight_sum
+        l2 = self.l2_strength()
+        if l2:
+            coef, _ = self.unpack(params)
+            # Overflow here means divergence, which the solvers report.
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss += 0.5 * l2 * float(np.dot(coef.ravel(), coef.ravel()))
+        return loss, self._grad
+
+    def loss_gradient_sums(self, params):
+        """The data's weighted sums: ``sum_i s_i CE_i`` and its gradient.
+
+        Neither divided by ``sum(s)`` nor penalised: sums over parts of the
+        data add up, and :meth:`ParameterLayout.finish` turns their total
+        into :meth:`loss_gradient`'s result (this is how the dask driver
+        reduces over chunks).
+
+        Returns
+        -------
+        loss_sum : float
+        grad_sum : ndarray of shape (n_params,), float64
+            Reused by the next call: copy it to keep it.
+        """
+        return self._sums_into(params, 1.0, 0.0), self._grad
+
+    def _sums_into(self, params, scale, l2):
+        """One fused pass; ``scale`` times the gradient sums plus ``l2`` times
+        the coefficients go into ``self._grad``. Returns the loss sum."""
         coef, intercept = self.unpack(params)
         load_coef_t(coef, self._coef_t)
         self._intercept[:] = intercept
@@ -212,19 +348,13 @@ class SoftmaxObjective:
             map_chunks=self._map_chunks, transposed=self._transposed,
         )
         grad_coef_out, grad_intercept_out = self.unpack(self._grad)
-        loss = loss_sum / self.weight_sum
         # grad_coef may be a transposed view of the (n_features, n_logits) sums
         transposed = not grad_coef.flags.c_contiguous
-        l2 = self.l2_strength()
         finish_coef_gradient(grad_coef.T if transposed else grad_coef, transposed,
-                             1.0 / self.weight_sum, coef, l2, grad_coef_out)
+                             scale, coef, l2, grad_coef_out)
         if self.fit_intercept:
-            np.multiply(grad_intercept, 1.0 / self.weight_sum, out=grad_intercept_out)
-        if l2:
-            # Overflow here means divergence, which the solvers report.
-            with np.errstate(over="ignore", invalid="ignore"):
-                loss += 0.5 * l2 * float(np.dot(coef.ravel(), coef.ravel()))
-        return loss, self._grad
+            np.multiply(grad_intercept, scale, out=grad_intercept_out)
+        return loss_sum
 
     def curvature_estimate(self):
         """Estimate of the Hessian's diagonal of :meth:`loss_gradient`, per parameter.
@@ -235,20 +365,17 @@ class SoftmaxObjective:
         ``c = p (1 - p)`` (``1/4`` in the single-logit binary form). One
         pass over X. Entries of features never seen, without penalty, are 0.
         """
+        return self.curvature_from(self.column_square_sums(), self.weight_sum)
+
+    def column_square_sums(self):
+        """``sum_i s_i x_ij^2`` for every feature ``j`` (float64)."""
         squares = np.empty(self.n_features)
         if self.sparse:
             weighted_csr_column_squares(self.X.data, self.X.indices, self.X.indptr,
                                         self.sample_weight, squares)
         else:
             weighted_column_squares(self.X, self.sample_weight, squares)
-        p = 0.5 if self.binary else 1.0 / self.n_classes
-        c = p * (1.0 - p)
-        diagonal = np.empty(self.n_params)
-        coef, intercept = self.unpack(diagonal)
-        coef[:] = c * squares / self.weight_sum + self.l2_strength()
-        if self.fit_intercept:
-            intercept[:] = c
-        return diagonal
+        return squares
 
     def smoothness(self, rows=None, n_sample_rows=4096, seed=0,
                    scale_intercept=True):
@@ -328,13 +455,16 @@ class SoftmaxObjective:
                     _weighted_rows(X_some, root_w, np.sqrt(delta)), seed)
         else:
             top = coef_top
-        extra = delta if self.fit_intercept else 0.0
-        if self.sparse:
-            max_square = max_weighted_csr_row_square(X.data, X.indptr, w, extra)
-        else:
-            max_square = max_weighted_row_square(X, w, extra)
-        c = 0.25 if self.binary else 0.5
+        max_square = _max_row_square(X, w, delta if self.fit_intercept else 0.0)
+        c = self.logit_curvature
         return c * max_square + l2, c * top + l2, delta
+
+    def max_row_square(self, delta, weight_mean):
+        """``max_i (s_i / weight_mean) ||x~_i||^2`` over all rows, ``x~_i``
+        with ``sqrt(delta)`` appended when there is an intercept (the
+        per-sample part of :meth:`smoothness`, for data held in parts)."""
+        return _max_row_square(self.X, self.sample_weight / weight_mean,
+                               delta if self.fit_intercept else 0.0)
 
     def gradient_size(self, params, rows):
         """Root-mean-square of the entries that per-sample gradients use, at
@@ -518,21 +648,3 @@ class SoftmaxObjective:
         inverse = np.zeros(self.n_features)
         np.divide(1.0, used, out=inverse, where=used > 0)
         return inverse
-
-    def l1_penalty(self, params):
-        """Value of the L1 part of the penalty (0 without one)."""
-        strength = self.l1_strength()
-        if not strength:
-            return 0.0
-        coef, _ = self.unpack(params)
-        return strength * float(np.abs(coef).sum())
-
-    def objective(self, params):
-        """Full objective (data term + elastic-net penalty) on all rows."""
-        loss, _ = self.loss_gradient(params)
-        return loss + self.l1_penalty(params)
-
-    def decision(self, params, X):
-        """Logits (n, n_logits) of ``X`` under ``params`` in float64."""
-        coef, intercept = self.unpack(params)
-        return np.asarray(X @ coef.T) + intercept
