@@ -23,9 +23,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _cuda
+from . import _cuda, _dask
 from ._math import log_softmax, softmax
-from ._objective import SoftmaxObjective
+from ._objective import SoftmaxObjective, some_rows
 from ._parallel import effective_n_threads
 from ._solvers import DivergenceError, MinibatchSolver, auto_eta0, lbfgs
 from ._steps import SCHEDULES
@@ -367,12 +367,23 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             sample_weight, X, dtype=np.float64, ensure_non_negative=True,
             allow_all_zero_weights=allow_all_zero,
         )
+        class_weight = self._class_weight_vector(classes, classes[y_codes],
+                                                 sample_weight)
+        return sample_weight if class_weight is None else \
+            sample_weight * class_weight[y_codes]
+
+    def _class_weight_vector(self, classes, y, sample_weight):
+        """Weight of each class (None without ``class_weight``).
+
+        ``y`` and ``sample_weight`` only matter for ``"balanced"``: they may
+        be the classes themselves, weighted by each class's total weight.
+        """
         if self.class_weight is None:
-            return sample_weight
+            return None
         # "balanced" counts each sample by its weight, as LogisticRegression
         # does: weighting a sample by k stays the same as repeating it k times
         class_weight = compute_class_weight(
-            self.class_weight, classes=classes, y=classes[y_codes],
+            self.class_weight, classes=classes, y=y,
             sample_weight=sample_weight if self.class_weight == "balanced" else None,
         )
         bad = ~np.isfinite(class_weight) | (class_weight < 0)
@@ -383,12 +394,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "class_weight must give every class a finite, non-negative weight; "
                 f"got {given}."
             )
-        return sample_weight * class_weight[y_codes]
+        return class_weight
 
     @staticmethod
-    def _check_weight_per_class(y_codes, sample_weight, classes):
-        weight_per_class = np.bincount(y_codes, weights=sample_weight,
-                                       minlength=len(classes))
+    def _check_weight_per_class(weight_per_class):
         if np.count_nonzero(weight_per_class) < 2:
             raise ValueError(
                 "The sample weights (times class weights) leave positive "
@@ -508,20 +517,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         """
         with _restored_on_error(self):
             self._check_solver_params()
-            X, y = self._validate_X_y(X, y, reset=True)
-            classes, y_codes = np.unique(y, return_inverse=True)
-            if len(classes) < 2:
-                raise ValueError(
-                    "This solver needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {classes[0]}."
-                )
-            y_codes = y_codes.astype(np.intp, copy=False)
-            sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
-            self._check_weight_per_class(y_codes, sample_weight, classes)
-            # minibatch steps run serially: threads only for full passes
-            objective = self._objective(
-                X, y_codes, sample_weight, classes,
-                effective_n_threads(self.n_jobs) if self.solver == "lbfgs" else 1)
+            if _dask.is_dask_collection(X) or _dask.is_dask_collection(y):
+                objective, classes = _dask.objective(self, X, y, sample_weight)
+            else:
+                objective, classes = self._in_memory_objective(X, y, sample_weight)
             # warm start only from a model of the same classes and features
             warm = (self.warm_start and hasattr(self, "coef_")
                     and np.array_equal(getattr(self, "classes_", None), classes)
@@ -531,14 +530,34 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             with objective.parallel():
                 if self.solver == "lbfgs":
                     fitted = self._fit_lbfgs(objective, params)
+                elif isinstance(objective, _dask.DaskObjective):
+                    fitted = _dask.fit_minibatch(self, objective, params)
                 else:
-                    fitted = self._fit_minibatch(objective, params, X, y_codes,
-                                                 sample_weight)
+                    fitted = self._fit_minibatch(objective, params)
             # only now, with the solver done, does the model change
             self.classes_ = classes
             for name, value in fitted.items():
                 setattr(self, name, value)
         return self
+
+    def _in_memory_objective(self, X, y, sample_weight):
+        """Validate in-memory data; ``(objective, classes)``."""
+        X, y = self._validate_X_y(X, y, reset=True)
+        classes, y_codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                "This solver needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {classes[0]}."
+            )
+        y_codes = y_codes.astype(np.intp, copy=False)
+        sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
+        self._check_weight_per_class(np.bincount(y_codes, weights=sample_weight,
+                                                 minlength=len(classes)))
+        # minibatch steps run serially: threads only for full passes
+        objective = self._objective(
+            X, y_codes, sample_weight, classes,
+            effective_n_threads(self.n_jobs) if self.solver == "lbfgs" else 1)
+        return objective, classes
 
     def _fit_lbfgs(self, objective, params):
         try:
@@ -561,7 +580,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "validation_scores_": None, "best_validation_score_": None,
                 "_minibatch_state": None}
 
-    def _fit_minibatch(self, objective, params, X, y_codes, sample_weight):
+    def _fit_minibatch(self, objective, params):
+        X, y_codes, sample_weight = objective.X, objective.y, objective.sample_weight
         rng = check_random_state(self.random_state)
         train_rows = objective.all_rows
         validation_score = None
@@ -587,7 +607,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 return self._accuracy(objective, p, X_val, y_val, w_val)
 
         batch_size = self._batch_size(train_rows.shape[0])
-        smoothness = (self._smoothness(objective, params, train_rows)
+        # all rows as None: X[rows] would copy X
+        smoothness = (objective.step_constants(
+            params, train_rows if self.early_stopping else None, self.solver)
                       if self.eta0 == "auto" else None)
         solver = self._minibatch_solver(smoothness, batch_size, train_rows.shape[0])
         state = solver.init_state(params)
@@ -618,34 +640,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "best_validation_score_": max(scores) if self.early_stopping else None,
                 "_minibatch_state": state, "_rng": rng}
 
-    @staticmethod
-    def _some_rows(rows, n):
-        """At most ``n`` of ``rows``, in order; the same ones at every call."""
-        if rows.shape[0] <= n:
-            return rows
-        pick = np.random.default_rng(0).choice(rows.shape[0], n, replace=False)
-        return rows[np.sort(pick)]
-
     def _model_loss(self, objective, rows, max_rows=16384):
         """The training objective of a model, on at most ``max_rows`` rows."""
         if rows.shape[0] <= max_rows and rows.shape[0] == objective.X.shape[0]:
             return objective.objective
-        some = self._some_rows(rows, max_rows)
+        some = some_rows(rows, max_rows)
         return self._objective(objective.X[some], objective.y[some],
                                objective.sample_weight[some],
                                np.arange(objective.n_classes)).objective
-
-    def _smoothness(self, objective, params, rows):
-        """What ``eta0="auto"`` needs: the smoothness constants, and for Adam
-        the size of a per-sample gradient entry (on at most 4096 rows)."""
-        # Adam's per-coordinate steps need no scale for the intercept (and
-        # measured worse with one: on 200k x 100k TF-IDF its first epoch
-        # reached 0.142 test accuracy against 0.170 without)
-        max_smoothness, mean_smoothness, intercept_scale = objective.smoothness(
-            rows, scale_intercept=self.solver == "sgd")
-        scale = (objective.gradient_size(params, self._some_rows(rows, 4096))
-                 if self.solver == "adam" else 1.0)
-        return max_smoothness, mean_smoothness, scale, intercept_scale
 
     @staticmethod
     def _accuracy(objective, params, X, y_codes, weights):
@@ -687,6 +689,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     def _partial_fit(self, X, y, classes, sample_weight):
         self._check_solver_params()
+        if _dask.is_dask_collection(X) or _dask.is_dask_collection(y):
+            raise TypeError(
+                "partial_fit takes one in-memory chunk (a NumPy array, sparse "
+                "matrix or pandas DataFrame), got a dask collection. Use fit, or "
+                "dask_ml.wrappers.Incremental(estimator).fit(X, y, classes=...), "
+                "which passes the chunks of a dask array to partial_fit one by one."
+            )
         if self.class_weight == "balanced":
             raise ValueError(
                 "class_weight='balanced' is not supported for partial_fit: the "
@@ -718,7 +727,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             params = (objective.init_params() if first_call
                       else self._user_params(objective))
             # eta0="auto" takes its constants from the first chunk
-            smoothness = (self._smoothness(objective, params, objective.all_rows)
+            smoothness = (objective.step_constants(params, None, self.solver)
                           if self.eta0 == "auto" else None)
             solver = self._minibatch_solver(smoothness, batch_size, X.shape[0])
             state = solver.init_state(params)
@@ -769,7 +778,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            A dask array (or DataFrame) gives a dask array, computed chunk
+            by chunk where the chunks are.
 
         Returns
         -------
@@ -777,58 +788,70 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             With two classes, the logit of ``classes_[1]`` (positive means
             ``classes_[1]``); otherwise one logit per class.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, accept_sparse="csr",
-                          dtype=[np.float64, np.float32], accept_large_sparse=True)
-        scores = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
-        return scores.ravel() if scores.shape[1] == 1 else scores
-
-    def _logits(self, X):
-        """Full (n_samples, n_classes) logits, with the zero logit of class 0."""
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            return np.column_stack([np.zeros_like(scores), scores])
-        return scores
+        return self._predictions("decision_function", X)
 
     def predict(self, X):
         """Predicted class labels.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            A dask array (or DataFrame) gives a dask array.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        return self._predictions("predict", X)
 
     def predict_proba(self, X):
         """Class probabilities ``softmax(W x + b)``, columns in ``classes_`` order.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            A dask array (or DataFrame) gives a dask array.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        return softmax(self._logits(X), axis=1)
+        return self._predictions("predict_proba", X)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, by log-sum-exp (never ``log(0)``).
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            A dask array (or DataFrame) gives a dask array.
 
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        return log_softmax(self._logits(X), axis=1)
+        return self._predictions("predict_log_proba", X)
+
+    def _predictions(self, method, X):
+        check_is_fitted(self)
+        if _dask.is_dask_collection(X):
+            return _dask.predict(self, method, X)
+        X = validate_data(self, X, reset=False, accept_sparse="csr",
+                          dtype=[np.float64, np.float32], accept_large_sparse=True)
+        return self._predict_validated(method, X)
+
+    def _predict_validated(self, method, X):
+        """``method``'s output for validated ``X`` (also a dask chunk's)."""
+        scores = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
+        if method == "decision_function":
+            return scores.ravel() if scores.shape[1] == 1 else scores
+        if scores.shape[1] == 1:  # the zero logit of class 0
+            scores = np.column_stack([np.zeros_like(scores), scores])
+        if method == "predict":
+            return self.classes_[np.argmax(scores, axis=1)]
+        if method == "predict_proba":
+            return softmax(scores, axis=1)
+        return log_softmax(scores, axis=1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
