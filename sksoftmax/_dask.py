@@ -333,28 +333,20 @@ def _sample_step_constants(sample, spec, params, solver):
     return _chunk_objective(*sample, spec).step_constants(params, None, solver)
 
 
-def _local_epochs(state, chunks, spec, rule, batch_size, seeds):
-    """One local epoch over each of ``chunks`` in turn, from ``state``.
-
-    Returns the new state and ``(loss sum, weight visited, diverged)``.
-    """
-    state = state.copy()
-    loss_sum = weight = 0.0
-    for (X, codes, w), seed in zip(chunks, seeds, strict=True):
-        n_rows = X.shape[0]
-        if n_rows == 0:
-            continue
-        order = (np.arange(n_rows, dtype=np.intp) if seed is None
-                 else np.random.default_rng(seed).permutation(n_rows))
-        objective = _chunk_objective(X, codes, w, spec)
-        loss, diverged = objective.minibatch_epoch(state, order,
-                                                   min(batch_size, n_rows), rule)
-        chunk_weight = float(w.sum())
-        loss_sum += loss * chunk_weight
-        weight += chunk_weight
-        if diverged:
-            return state, (loss_sum, weight, True)
-    return state, (loss_sum, weight, False)
+def _local_epoch(carry, X, codes, w, spec, rule, batch_size, seed):
+    """One epoch over one chunk, continuing ``carry = (state, (loss sum,
+    weight visited, diverged))`` from the group's previous chunk."""
+    state, (loss_sum, weight, diverged) = carry
+    state = state.copy()  # the input may be shared with other tasks
+    n_rows = X.shape[0]
+    if diverged or n_rows == 0:
+        return state, (loss_sum, weight, diverged)
+    order = (np.arange(n_rows, dtype=np.intp) if seed is None
+             else np.random.default_rng(seed).permutation(n_rows))
+    loss, diverged = _chunk_objective(X, codes, w, spec).minibatch_epoch(
+        state, order, min(batch_size, n_rows), rule)
+    chunk_weight = float(w.sum())
+    return state, (loss_sum + loss * chunk_weight, weight + chunk_weight, diverged)
 
 
 _STATE_ARRAYS = ("params", "velocity", "m", "v", "shift", "threshold", "average")
@@ -502,12 +494,15 @@ class DaskObjective(ParameterLayout):
             chunks = list(self.groups[g])
             if rng is not None:
                 chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-            seeds = [None if rng is None else int(rng.integers(2**31))
-                     for _ in chunks]
-            result = delayed(_local_epochs, pure=True)(
-                start, [self.blocks[c] for c in chunks], self.spec, rule,
-                batch_size, seeds)
-            results.append(delayed(_with_base, pure=True)(base, result))
+            # a chain of one task per chunk: the state moves to the chunk
+            # (where it is persisted, the group's chunks share a worker), and
+            # a worker needs only one chunk at a time
+            carry = (start, (0.0, 0.0, False))
+            for c in chunks:
+                seed = None if rng is None else int(rng.integers(2**31))
+                carry = delayed(_local_epoch, pure=True)(
+                    carry, *self.blocks[c], self.spec, rule, batch_size, seed)
+            results.append(delayed(_with_base, pure=True)(base, carry))
         mean, (loss_sum, weight, diverged) = dask.compute(
             _tree(results, _average_states))[0]
         for name in _STATE_ARRAYS:
