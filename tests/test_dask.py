@@ -148,8 +148,13 @@ def test_incremental_learns_through_partial_fit(client, digits):
         inc.partial_fit(X_dask, y_dask, classes=np.unique(y))
     assert inc.estimator_.n_iter_ == 3 * 6  # one partial_fit call per chunk
     assert inc.score(X_dask, y_dask) > 0.9
+    # the first chunk does not hold every class: they must be given
     with pytest.raises(ValueError, match="classes must be passed on the first call"):
         Incremental(SoftmaxRegressionClassifier(solver="sgd")).fit(X_dask, y_dask)
+    with pytest.raises(ValueError, match=r"y contains labels not in classes: "
+                                         r"array\(\[9\]\)"):
+        Incremental(SoftmaxRegressionClassifier(solver="sgd")).fit(
+            X_dask, y_dask, classes=np.arange(9))
 
 
 def test_fit_streams_from_disk_when_the_data_does_not_fit(client, digits, tmp_path,
@@ -211,6 +216,23 @@ def test_bad_dask_input_gets_clear_errors(client):
         SoftmaxRegressionClassifier(solver="sgd").partial_fit(X_dask, y_dask,
                                                               classes=[0, 1])
     assert not hasattr(clf, "coef_")  # nothing was fitted by the failures
+
+
+def test_chunks_of_scipy_sparse_matrices(client):
+    import dask
+    import scipy.sparse as sp
+    X, y = make_classification(1200, 20, n_informative=5, n_classes=3,
+                               random_state=0)
+    X[np.abs(X) < 1] = 0
+    X_csr = sp.csr_matrix(X)
+    X_dask = da.concatenate([
+        da.from_delayed(dask.delayed(X_csr[i:i + 300]), (300, 20), dtype=X.dtype,
+                        meta=X_csr[:0]) for i in range(0, 1200, 300)])
+    y_dask = da.from_array(y, chunks=300)
+    clf = SoftmaxRegressionClassifier(tol=1e-6).fit(X_dask, y_dask)
+    ref = SoftmaxRegressionClassifier(tol=1e-6).fit(X_csr, y)
+    assert_allclose(clf.predict_proba(X_dask).compute(), ref.predict_proba(X_csr),
+                    atol=1e-4)
 
 
 def test_local_scheduler_runs_the_same_graphs(digits):
