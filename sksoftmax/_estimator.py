@@ -406,7 +406,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             )
 
     def _objective(self, X, y_codes, sample_weight, classes, n_threads=1):
-        return SoftmaxObjective(
+        entries = X.nnz if hasattr(X, "nnz") else X.size
+        if _cuda.resolve_device(self.device, entries, len(classes)) == "cuda":
+            objective_class = _cuda.CudaObjective
+        else:
+            objective_class = SoftmaxObjective
+        return objective_class(
             X, y_codes, sample_weight, len(classes),
             fit_intercept=self.fit_intercept, alpha=self.alpha,
             l1_ratio=self.l1_ratio, label_smoothing=self.label_smoothing,

@@ -33,6 +33,8 @@ gradient, adding the L2 term and applying the step rules of ``_steps``.
 This module imports nothing from scikit-learn.
 """
 
+import math
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
@@ -134,7 +136,8 @@ def _finish_row(e, label, weight, smoothing, binary, m):
     """
     n_logits = e.shape[0]
     n_classes = n_logits + 1 if binary else n_logits
-    total = np.exp(-m) if binary else 0.0
+    # math, not numpy: the CUDA kernels compile this function too
+    total = math.exp(-m) if binary else 0.0
     for k in range(n_logits):
         total += e[k]
     scale = weight / total
@@ -144,7 +147,7 @@ def _finish_row(e, label, weight, smoothing, binary, m):
     k_label = label - 1 if binary else label
     if k_label >= 0:
         e[k_label] -= weight * (1.0 - smoothing)
-    return np.log(total)
+    return math.log(total)
 
 
 def _contiguous_rows(X, start, stop, buf):

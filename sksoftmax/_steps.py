@@ -6,6 +6,8 @@ All rules update flat float64 vectors in place and allocate nothing.
 penalties and the proximal step apply to them only, never to the intercept.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 from numba.extending import overload
@@ -79,7 +81,8 @@ def adam_update(w, m, v, g, lr, beta_1, beta_2, epsilon):
     and the step's scale ``lr / (sqrt(v) + epsilon)``."""
     m = beta_1 * m + (1.0 - beta_1) * g
     v = beta_2 * v + (1.0 - beta_2) * g * g
-    scale = lr / (np.sqrt(v) + epsilon)
+    # math, not numpy: the CUDA step kernel compiles this function too
+    scale = lr / (math.sqrt(v) + epsilon)
     return w - scale * m, m, v, scale
 
 
