@@ -50,6 +50,13 @@ _GRAD_X, _GRAD_Y = (8, 4) if _SIM else (32, 8)
 # per-block partial sums stay small
 _MAX_BLOCKS = 4 if _SIM else 1024
 _ROWS_PER_SEGMENT = 64 if _SIM else 4096
+# The fused pass keeps a block's gradient in shared memory: for K (d + 1) up
+# to _FUSED_PARAMS and K up to _FUSED_LOGITS (41.5 KB of shared memory per
+# block with the X tile and the residuals, under the 48 KB of a static
+# allocation); larger problems take the two-kernel pass.
+_FUSED_ROWS = 16 if _SIM else 64
+_FUSED_LOGITS = 16
+_FUSED_PARAMS = 2048
 
 LAUNCHES = collections.Counter()
 
@@ -71,10 +78,9 @@ def _blocks_for(n, per_block, cap=None):
 
 # ---------------------------------------------------------------- row math
 @cuda.jit(device=True)
-def _row_loss_residual(z, label, weight, smoothing, binary, R, r):
-    """Logits ``z`` (local array, first ``R.shape[1]`` used) of row ``r`` into
-    its residual row ``R[r]``; returns the row's weighted loss."""
-    n_logits = R.shape[1]
+def _row_loss_residual(z, n_logits, label, weight, smoothing, binary, R, r):
+    """Logits ``z[:n_logits]`` (a local array) of a row into its residual
+    row ``R[r, :n_logits]``; returns the row's weighted loss."""
     zr = z[:n_logits]
     linear, m = _shift_row_device(zr, label, smoothing, binary)
     for k in range(n_logits):
@@ -103,14 +109,9 @@ def _residuals_dense(X, y, w, rows, coef, intercept, smoothing, binary, R,
         r = base + tid
         for k in range(n_logits):
             z[k] = intercept[k]
+        in_tile = min(_THREADS, n_rows - base)
         for j0 in range(0, n_features, _TILE_FEATURES):
-            width = min(_TILE_FEATURES, n_features - j0)
-            for idx in range(tid, _THREADS * _TILE_FEATURES, _THREADS):
-                rr = idx // _TILE_FEATURES
-                jj = idx - rr * _TILE_FEATURES
-                if base + rr < n_rows and jj < width:
-                    tile[rr, jj] = X[rows[base + rr], j0 + jj]
-            cuda.syncthreads()
+            width = _load_tile(X, rows, base, j0, in_tile, tile, _THREADS)
             if r < n_rows:
                 for jj in range(width):
                     x = tile[tid, jj]
@@ -119,9 +120,10 @@ def _residuals_dense(X, y, w, rows, coef, intercept, smoothing, binary, R,
             cuda.syncthreads()
         if r < n_rows:
             i = rows[r]
-            loss += _row_loss_residual(z, y[i], w[i], smoothing, binary, R, r)
+            loss += _row_loss_residual(z, n_logits, y[i], w[i], smoothing, binary, R,
+                                       r)
         base += cuda.gridDim.x * _THREADS
-    _block_sum(loss_buf, loss, loss_part)
+    _block_sum(loss_buf, loss, loss_part, _THREADS)
 
 
 @cuda.jit
@@ -145,19 +147,20 @@ def _residuals_csr(data, indices, indptr, y, w, rows, coef, intercept, smoothing
                 col = indices[p]
                 for k in range(n_logits):
                     z[k] += x * coef[k, col]
-            loss += _row_loss_residual(z, y[i], w[i], smoothing, binary, R, r)
+            loss += _row_loss_residual(z, n_logits, y[i], w[i], smoothing, binary, R,
+                                       r)
         base += cuda.gridDim.x * _THREADS
-    _block_sum(loss_buf, loss, loss_part)
+    _block_sum(loss_buf, loss, loss_part, _THREADS)
 
 
 @cuda.jit(device=True)
-def _block_sum(buf, value, out):
-    """``out[blockIdx.x] = `` the sum of ``value`` over the block's threads
-    (a tree in shared memory)."""
+def _block_sum(buf, value, out, n_threads):
+    """``out[blockIdx.x] = `` the sum of ``value`` over the block's
+    ``n_threads`` threads (a power of two; a tree in shared memory)."""
     tid = cuda.threadIdx.x
     buf[tid] = value
     cuda.syncthreads()
-    stride = _THREADS // 2
+    stride = n_threads // 2
     while stride > 0:
         if tid < stride:
             buf[tid] += buf[tid + stride]
@@ -165,6 +168,90 @@ def _block_sum(buf, value, out):
         stride //= 2
     if tid == 0:
         out[cuda.blockIdx.x] = buf[0]
+
+
+# ------------------------------------------------- the fused pass (small K d)
+@cuda.jit
+def _fused_dense(X, y, w, rows, coef, intercept, smoothing, binary, loss_part,
+                 partial):
+    """The whole pass in one kernel, for ``K (d + 1) <= _FUSED_PARAMS``.
+
+    Each block takes tiles of ``_FUSED_ROWS`` rows (grid-strided): X's
+    feature tiles through shared memory (coalesced loads) into the logits,
+    one row per thread; the residuals into shared memory; then the feature
+    tiles again (from cache) into the block's gradient in shared memory,
+    each entry owned by one thread (no atomics). At the end the block
+    writes its gradient and loss to ``partial[block]`` / ``loss_part[block]``
+    for :func:`_sum_segments`.
+    """
+    tile = cuda.shared.array((_FUSED_ROWS, _TILE_FEATURES + 1), float64)
+    residual = cuda.shared.array((_FUSED_ROWS, _FUSED_LOGITS), float64)
+    acc = cuda.shared.array(_FUSED_PARAMS, float64)
+    loss_buf = cuda.shared.array(_FUSED_ROWS, float64)
+    tid = cuda.threadIdx.x
+    n_rows = rows.shape[0]
+    n_features = X.shape[1]
+    n_logits = coef.shape[0]
+    n_params = n_logits * (n_features + 1)
+    for c in range(tid, n_params, _FUSED_ROWS):
+        acc[c] = 0.0
+    z = cuda.local.array(_FUSED_LOGITS, float64)
+    loss = 0.0
+    base = cuda.blockIdx.x * _FUSED_ROWS
+    while base < n_rows:
+        r = base + tid
+        in_tile = min(_FUSED_ROWS, n_rows - base)
+        for k in range(n_logits):
+            z[k] = intercept[k]
+        for j0 in range(0, n_features, _TILE_FEATURES):
+            width = _load_tile(X, rows, base, j0, in_tile, tile, _FUSED_ROWS)
+            if r < n_rows:
+                for jj in range(width):
+                    x = tile[tid, jj]
+                    for k in range(n_logits):
+                        z[k] += x * coef[k, j0 + jj]
+            cuda.syncthreads()
+        if r < n_rows:
+            i = rows[r]
+            loss += _row_loss_residual(z, n_logits, y[i], w[i], smoothing, binary,
+                                       residual, tid)
+        cuda.syncthreads()
+        for j0 in range(0, n_features, _TILE_FEATURES):
+            width = _load_tile(X, rows, base, j0, in_tile, tile, _FUSED_ROWS)
+            for pair in range(tid, n_logits * width, _FUSED_ROWS):
+                k = pair // width
+                jj = pair - k * width
+                s = 0.0
+                for rr in range(in_tile):
+                    s += residual[rr, k] * tile[rr, jj]
+                acc[k * n_features + j0 + jj] += s
+            cuda.syncthreads()
+        for k in range(tid, n_logits, _FUSED_ROWS):
+            s = 0.0
+            for rr in range(in_tile):
+                s += residual[rr, k]
+            acc[n_logits * n_features + k] += s
+        cuda.syncthreads()
+        base += cuda.gridDim.x * _FUSED_ROWS
+    for c in range(tid, n_params, _FUSED_ROWS):
+        partial[cuda.blockIdx.x, c] = acc[c]
+    _block_sum(loss_buf, loss, loss_part, _FUSED_ROWS)
+
+
+@cuda.jit(device=True)
+def _load_tile(X, rows, base, j0, in_tile, tile, n_threads):
+    """Rows ``rows[base:base + in_tile]``, features ``j0:j0 + width`` of X
+    into ``tile`` (consecutive threads read consecutive features); returns
+    ``width``. Ends with a barrier."""
+    tid = cuda.threadIdx.x
+    width = min(_TILE_FEATURES, X.shape[1] - j0)
+    for idx in range(tid, n_threads * _TILE_FEATURES, n_threads):
+        rr = idx // _TILE_FEATURES
+        jj = idx - rr * _TILE_FEATURES
+        if rr < in_tile and jj < width:
+            tile[rr, jj] = X[rows[base + rr], j0 + jj]
+    cuda.syncthreads()
+    return width
 
 
 # ---------------------------------------------------------------- gradients
@@ -389,9 +476,13 @@ class DeviceData:
     sample_weight : ndarray of float64
     n_logits : int
     fit_intercept : bool
+    fused : bool, default=True
+        Dense passes of small models (``K <= _FUSED_LOGITS``, ``K (d + 1) <=
+        _FUSED_PARAMS``) in the single fused kernel; False: always the two
+        kernels.
     """
 
-    def __init__(self, X, y, sample_weight, n_logits, fit_intercept):
+    def __init__(self, X, y, sample_weight, n_logits, fit_intercept, fused=True):
         if n_logits > MAX_LOGITS:
             raise ValueError(f"The GPU kernels handle at most {MAX_LOGITS} classes; "
                              f"this problem has {n_logits}. Use device='cpu'.")
@@ -411,6 +502,8 @@ class DeviceData:
         self.w = cuda.to_device(np.ascontiguousarray(sample_weight, dtype=np.float64))
         self.all_rows = cuda.to_device(np.arange(self.n_rows, dtype=np.int64))
         self.n_params = n_logits * (self.n_features + 1)
+        self.fused = fused and not self.sparse and n_logits <= _FUSED_LOGITS \
+            and self.n_params <= _FUSED_PARAMS
         self.coef = cuda.device_array((n_logits, self.n_features), dtype=X.dtype)
         self.intercept = cuda.device_array(n_logits, dtype=X.dtype)
         self.params = cuda.device_array(self.n_params)
@@ -453,6 +546,16 @@ class DeviceData:
         ``self.grad`` (flat layout; zero intercepts without one). Returns the
         device array of per-block loss sums."""
         n = rows.shape[0]
+        if self.fused:
+            blocks = _blocks_for(n, _FUSED_ROWS, _MAX_BLOCKS)
+            loss_part = cuda.device_array(blocks)
+            partial = cuda.device_array((blocks, self.n_params))
+            _launch(_fused_dense, blocks, _FUSED_ROWS, self.X, self.y, self.w, rows,
+                    self.coef, self.intercept, smoothing, binary, loss_part, partial)
+            _launch(_sum_segments, _blocks_for(self.n_params, 256), 256, partial,
+                    self.grad)
+            self._zero_intercepts()
+            return loss_part
         R = self.residual_buffer(n)
         blocks = _blocks_for(n, _THREADS, _MAX_BLOCKS)
         loss_part = cuda.device_array(blocks)
@@ -487,6 +590,9 @@ class DeviceData:
                     _ROWS_PER_SEGMENT, partial)
             _launch(_sum_segments, _blocks_for(self.n_params, 256), 256, partial,
                     self.grad)
+        self._zero_intercepts()
+
+    def _zero_intercepts(self):
         if not self.fit_intercept:  # the intercepts' slots stay at zero
             _launch(_fill, 1, self.n_logits,
                     self.grad[self.n_logits * self.n_features:], 0.0)

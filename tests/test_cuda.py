@@ -34,22 +34,27 @@ def data(n=24, d=5, n_classes=3, dtype=np.float64, sparse=False, seed=0):
     return (sp.csr_matrix(X) if sparse else X), y.astype(np.intp)
 
 
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("kernel", ["fused", "two-kernel", "csr"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("fit_intercept", [True, False])
-def test_pass_equals_the_cpu_pass(sparse, dtype, n_classes, fit_intercept):
-    X, y = data(dtype=dtype, sparse=sparse, n_classes=n_classes)
+def test_pass_equals_the_cpu_pass(kernel, dtype, n_classes, fit_intercept):
+    # 40 features: two feature tiles of the dense kernels
+    X, y = data(d=40, dtype=dtype, sparse=kernel == "csr", n_classes=n_classes)
     w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
     kwargs = dict(alpha=0.1, label_smoothing=0.1, fit_intercept=fit_intercept)
     cpu = SoftmaxObjective(X, y, w, n_classes, **kwargs)
     gpu = _cuda.CudaObjective(X, y, w, n_classes, **kwargs)
-    params = np.random.default_rng(1).standard_normal(cpu.n_params)
+    assert gpu._device.fused == (kernel != "csr")  # small dense models fuse
+    gpu._device.fused = kernel == "fused"
+    params = np.random.default_rng(1).standard_normal(cpu.n_params) * 0.2
     loss, grad = cpu.loss_gradient(params)
     grad = grad.copy()
-    before = _cuda_kernels.LAUNCHES.total()
+    before = dict(_cuda_kernels.LAUNCHES)
     loss_gpu, grad_gpu = gpu.loss_gradient(params)
-    assert _cuda_kernels.LAUNCHES.total() > before
+    name = {"fused": "_fused_dense", "two-kernel": "_residuals_dense",
+            "csr": "_residuals_csr"}[kernel]
+    assert _cuda_kernels.LAUNCHES[name] == before.get(name, 0) + 1
     # float32: the CPU forms logits in float32, the GPU in float64
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     assert_allclose(loss_gpu, loss, rtol=rtol)
@@ -76,7 +81,7 @@ def test_cuda_fit_is_the_cpu_fit(solver, sparse):
     gpu = SoftmaxRegressionClassifier(device="cuda", **params).fit(X, y)
     launched = {name: count - before.get(name, 0)
                 for name, count in _cuda_kernels.LAUNCHES.items()}
-    residuals = "_residuals_csr" if sparse else "_residuals_dense"
+    residuals = "_residuals_csr" if sparse else "_fused_dense"
     assert launched.get(residuals, 0) > 0
     if solver != "lbfgs":
         assert launched.get(f"_{solver}_step", 0) == 3 * 2
