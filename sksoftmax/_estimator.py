@@ -177,9 +177,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         ``epsilon`` in ``[0, 1)``: the targets are
         ``(1 - epsilon) * onehot(y) + epsilon / n_classes``.
     device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where the fused loss-and-gradient pass runs. ``"cuda"`` needs a usable
-        NVIDIA GPU and the ``cuda`` extra (``numba-cuda``); ``"auto"`` uses
-        the CPU unless a GPU kernel can run.
+        Where the fits on in-memory data run. ``"cuda"``: on an NVIDIA GPU
+        (the ``cuda`` extra, ``numba-cuda``): X is copied to the device once
+        per fit, the loss-and-gradient pass and the minibatch steps run
+        there, at most 128 classes; the fitted attributes and predictions
+        are on the host as with ``"cpu"``. Without a usable GPU it is a
+        ``ValueError``. ``"auto"``: the GPU when one is usable and X has at
+        least 2**24 entries (nonzeros when sparse), else the CPU. Dask input
+        always runs on the CPU workers.
     n_jobs : int or None, default=None
         Threads of the full-batch passes. None uses all cores (or
         ``NUMBA_NUM_THREADS`` when the environment sets it, as joblib's
