@@ -100,24 +100,14 @@ def _residuals_dense(X, y, w, rows, coef, intercept, smoothing, binary, R,
     loss_buf = cuda.shared.array(_THREADS, float64)
     tid = cuda.threadIdx.x
     n_rows = rows.shape[0]
-    n_features = X.shape[1]
     n_logits = R.shape[1]
     z = cuda.local.array(MAX_LOGITS, float64)
     loss = 0.0
     base = cuda.blockIdx.x * _THREADS
     while base < n_rows:
         r = base + tid
-        for k in range(n_logits):
-            z[k] = intercept[k]
         in_tile = min(_THREADS, n_rows - base)
-        for j0 in range(0, n_features, _TILE_FEATURES):
-            width = _load_tile(X, rows, base, j0, in_tile, tile, _THREADS)
-            if r < n_rows:
-                for jj in range(width):
-                    x = tile[tid, jj]
-                    for k in range(n_logits):
-                        z[k] += x * coef[k, j0 + jj]
-            cuda.syncthreads()
+        _tile_logits(X, rows, coef, intercept, base, in_tile, tile, z, _THREADS)
         if r < n_rows:
             i = rows[r]
             loss += _row_loss_residual(z, n_logits, y[i], w[i], smoothing, binary, R,
@@ -201,16 +191,7 @@ def _fused_dense(X, y, w, rows, coef, intercept, smoothing, binary, loss_part,
     while base < n_rows:
         r = base + tid
         in_tile = min(_FUSED_ROWS, n_rows - base)
-        for k in range(n_logits):
-            z[k] = intercept[k]
-        for j0 in range(0, n_features, _TILE_FEATURES):
-            width = _load_tile(X, rows, base, j0, in_tile, tile, _FUSED_ROWS)
-            if r < n_rows:
-                for jj in range(width):
-                    x = tile[tid, jj]
-                    for k in range(n_logits):
-                        z[k] += x * coef[k, j0 + jj]
-            cuda.syncthreads()
+        _tile_logits(X, rows, coef, intercept, base, in_tile, tile, z, _FUSED_ROWS)
         if r < n_rows:
             i = rows[r]
             loss += _row_loss_residual(z, n_logits, y[i], w[i], smoothing, binary,
@@ -236,6 +217,24 @@ def _fused_dense(X, y, w, rows, coef, intercept, smoothing, binary, loss_part,
     for c in range(tid, n_params, _FUSED_ROWS):
         partial[cuda.blockIdx.x, c] = acc[c]
     _block_sum(loss_buf, loss, loss_part, _FUSED_ROWS)
+
+
+@cuda.jit(device=True)
+def _tile_logits(X, rows, coef, intercept, base, in_tile, tile, z, n_threads):
+    """The logits of row ``rows[base + threadIdx.x]`` (when ``threadIdx.x <
+    in_tile``) into ``z``, X's feature tiles staged through ``tile``."""
+    tid = cuda.threadIdx.x
+    n_logits = coef.shape[0]
+    for k in range(n_logits):
+        z[k] = intercept[k]
+    for j0 in range(0, X.shape[1], _TILE_FEATURES):
+        width = _load_tile(X, rows, base, j0, in_tile, tile, n_threads)
+        if tid < in_tile:
+            for jj in range(width):
+                x = tile[tid, jj]
+                for k in range(n_logits):
+                    z[k] += x * coef[k, j0 + jj]
+        cuda.syncthreads()
 
 
 @cuda.jit(device=True)

@@ -577,7 +577,6 @@ def fit_minibatch(estimator, objective, params):
 
     Returns the fitted attributes, as the estimator's ``_fit_minibatch``.
     """
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils import check_random_state
 
     from ._solvers import DivergenceError
@@ -614,10 +613,7 @@ def fit_minibatch(estimator, objective, params):
         raise estimator._divergence_error(str(exc)) from None
     fitted = estimator._fitted_params(objective, state.model)
     if not converged:
-        warnings.warn(
-            f"Maximum number of epochs ({estimator.max_iter}) reached before "
-            f"convergence (tol={estimator._tol()}). Increase max_iter.",
-            ConvergenceWarning, stacklevel=4)
+        estimator._warn_max_epochs()
     return {**fitted, "n_iter_": n_epochs, "t_": n_epochs * n_rows,
             "loss_curve_": loss_curve, "validation_scores_": None,
             "best_validation_score_": None, "_minibatch_state": state,

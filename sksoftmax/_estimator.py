@@ -639,16 +639,19 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise self._divergence_error(str(exc)) from None
         fitted = self._fitted_params(objective, state.model)
         if not converged:
-            warnings.warn(
-                f"Maximum number of epochs ({self.max_iter}) reached before "
-                f"convergence (tol={self._tol()}). Increase max_iter.",
-                ConvergenceWarning, stacklevel=4,  # the caller of fit
-            )
+            self._warn_max_epochs()
         return {**fitted, "n_iter_": n_epochs,
                 "t_": n_epochs * train_rows.shape[0], "loss_curve_": loss_curve,
                 "validation_scores_": scores if self.early_stopping else None,
                 "best_validation_score_": max(scores) if self.early_stopping else None,
                 "_minibatch_state": state, "_rng": rng}
+
+    def _warn_max_epochs(self):
+        warnings.warn(
+            f"Maximum number of epochs ({self.max_iter}) reached before "
+            f"convergence (tol={self._tol()}). Increase max_iter.",
+            ConvergenceWarning, stacklevel=5,  # the caller of fit
+        )
 
     def _model_loss(self, objective, rows, max_rows=16384):
         """The training objective of a model, on at most ``max_rows`` rows."""
