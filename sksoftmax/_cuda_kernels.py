@@ -144,9 +144,9 @@ def _residuals_csr(data, indices, indptr, y, w, rows, coef, intercept, smoothing
 
 
 @cuda.jit(device=True)
-def _block_sum(buf, value, out, n_threads):
-    """``out[blockIdx.x] = `` the sum of ``value`` over the block's
-    ``n_threads`` threads (a power of two; a tree in shared memory)."""
+def _tree_sum(buf, value, n_threads):
+    """The sum of ``value`` over the block's ``n_threads`` threads (a power of
+    two; a tree in shared memory ``buf``), returned to every thread."""
     tid = cuda.threadIdx.x
     buf[tid] = value
     cuda.syncthreads()
@@ -156,8 +156,15 @@ def _block_sum(buf, value, out, n_threads):
             buf[tid] += buf[tid + stride]
         cuda.syncthreads()
         stride //= 2
-    if tid == 0:
-        out[cuda.blockIdx.x] = buf[0]
+    return buf[0]
+
+
+@cuda.jit(device=True)
+def _block_sum(buf, value, out, n_threads):
+    """``out[blockIdx.x] = `` :func:`_tree_sum` of ``value``."""
+    total = _tree_sum(buf, value, n_threads)
+    if cuda.threadIdx.x == 0:
+        out[cuda.blockIdx.x] = total
 
 
 # ------------------------------------------------- the fused pass (small K d)
@@ -376,19 +383,12 @@ def _batch_loss(loss_part, params, n_coef, l2, weight, total):
     acc = 0.0
     for c in range(tid, n_coef, _THREADS):
         acc += params[c] * params[c]
-    buf[tid] = acc
-    cuda.syncthreads()
-    stride = _THREADS // 2
-    while stride > 0:
-        if tid < stride:
-            buf[tid] += buf[tid + stride]
-        cuda.syncthreads()
-        stride //= 2
+    square = _tree_sum(buf, acc, _THREADS)
     if tid == 0 and weight > 0.0:
         data_loss = 0.0
         for b in range(loss_part.shape[0]):
             data_loss += loss_part[b]
-        total[0] += data_loss + 0.5 * l2 * buf[0] * weight
+        total[0] += data_loss + 0.5 * l2 * square * weight
 
 
 @cuda.jit(device=True)
