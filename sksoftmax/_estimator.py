@@ -524,6 +524,20 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : SoftmaxRegressionClassifier
             The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+        >>> y = np.array(["a", "a", "b", "b"])
+        >>> clf = SoftmaxRegressionClassifier(alpha=0.1).fit(X, y)
+        >>> clf.classes_
+        array(['a', 'b'], dtype='<U1')
+        >>> clf.coef_.shape  # two classes: one row, as binary logistic regression
+        (1, 2)
+        >>> clf.n_iter_ <= clf.max_iter
+        True
         """
         with _restored_on_error(self):
             self._check_solver_params()
@@ -695,6 +709,21 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : SoftmaxRegressionClassifier
             The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+        >>> y = np.array(["a", "a", "b", "b"])
+        >>> clf = SoftmaxRegressionClassifier(solver="sgd", random_state=0)
+        >>> for start in (0, 2):  # a stream of two chunks
+        ...     _ = clf.partial_fit(X[start:start + 2], y[start:start + 2],
+        ...                         classes=["a", "b"])
+        >>> clf.n_iter_
+        2
+        >>> clf.predict([[0.0, 0.0], [4.0, 2.0]])
+        array(['a', 'b'], dtype='<U1')
         """
         with _restored_on_error(self):
             self._partial_fit(X, y, classes, sample_weight)
@@ -800,6 +829,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
             With two classes, the logit of ``classes_[1]`` (positive means
             ``classes_[1]``); otherwise one logit per class.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+        >>> y = np.array(["a", "a", "b", "b"])
+        >>> clf = SoftmaxRegressionClassifier(alpha=0.1).fit(X, y)
+        >>> clf.decision_function([[0.5, 0.5], [3.0, 2.0]]).round(3)
+        array([-1.773,  2.879])
         """
         return self._predictions("decision_function", X)
 
@@ -814,6 +853,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+        >>> y = np.array(["a", "a", "b", "b"])
+        >>> clf = SoftmaxRegressionClassifier(alpha=0.1).fit(X, y)
+        >>> clf.predict([[0.5, 0.5], [3.0, 2.0]])
+        array(['a', 'b'], dtype='<U1')
         """
         return self._predictions("predict", X)
 
@@ -828,6 +877,17 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+        >>> y = np.array(["a", "a", "b", "b"])
+        >>> clf = SoftmaxRegressionClassifier(alpha=0.1).fit(X, y)
+        >>> clf.predict_proba([[0.5, 0.5], [3.0, 2.0]]).round(3)
+        array([[0.855, 0.145],
+               [0.053, 0.947]])
         """
         return self._predictions("predict_proba", X)
 
@@ -842,6 +902,18 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+        >>> y = np.array(["a", "a", "b", "b"])
+        >>> clf = SoftmaxRegressionClassifier(alpha=0.1).fit(X, y)
+        >>> log_proba = clf.predict_log_proba([[0.5, 0.5], [3.0, 2.0]])
+        >>> proba = clf.predict_proba([[0.5, 0.5], [3.0, 2.0]])
+        >>> bool(np.allclose(np.exp(log_proba), proba))
+        True
         """
         return self._predictions("predict_log_proba", X)
 
