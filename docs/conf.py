@@ -53,15 +53,12 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "show_memory": False,
     "abort_on_example_error": True,
-    "only_warn_on_example_error": False,
 }
 
 templates_path = []
 exclude_patterns = ["_build", "_ext", "benchmark_results", "recorded/*/*"]
-suppress_warnings = []
 html_theme = "pydata_sphinx_theme"
 html_title = "sksoftmax"
-html_theme_options = {"navigation_with_keys": False}
 
 # Docstrings inherited from scikit-learn's mixins refer to labels of
 # scikit-learn's own site; they point there instead.

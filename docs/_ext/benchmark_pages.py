@@ -7,6 +7,7 @@ kept in ``docs/benchmark_results/`` and makes one page per recorded run under
 the records.
 """
 
+import importlib
 import json
 import shutil
 import sys
@@ -33,7 +34,7 @@ def _report(name):
 
 def _rows(module, md_name, png_name, key):
     def write(results, out):
-        mod = __import__(f"benchmarks.{module}", fromlist=["write_markdown"])
+        mod = importlib.import_module(f"benchmarks.{module}")
         mod.write_markdown(results[key], results["environment"], out / md_name)
         mod.plot(results[key], out / png_name)
 
