@@ -108,6 +108,22 @@ def _choices(allowed):
 
 
 def main(argv=None):
+    """Command line of ``python -m sksoftmax.precompile``.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments (``--solvers``, ``--dtypes``, ``--formats``, each a
+        comma-separated subset); None reads ``sys.argv``.
+
+    Examples
+    --------
+    >>> from sksoftmax.precompile import main
+    >>> main(["--solvers", "lbfgs", "--dtypes", "float64", "--formats", "dense"])
+    dense float64 lbfgs ... s
+    L-BFGS of large models ... s
+    done in ... s; cache: ...
+    """
     parser = argparse.ArgumentParser(
         prog="python -m sksoftmax.precompile",
         description="Fill Numba's on-disk cache with sksoftmax's kernels.")

@@ -9,13 +9,14 @@ import pytest
 
 import sksoftmax
 from sksoftmax import SoftmaxRegressionClassifier
-from sksoftmax.precompile import precompile
+from sksoftmax.precompile import main, precompile
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _public_objects():
-    objects = [getattr(sksoftmax, name) for name in sksoftmax.__all__] + [precompile]
+    objects = [getattr(sksoftmax, name) for name in sksoftmax.__all__]
+    objects += [precompile, main]  # the public module sksoftmax.precompile
     # the estimator's own public methods (those inherited from scikit-learn's
     # mixins are documented by scikit-learn)
     for name, member in vars(SoftmaxRegressionClassifier).items():
