@@ -56,7 +56,7 @@ sphinx_gallery_conf = {
 }
 
 templates_path = []
-exclude_patterns = ["_build", "_ext", "benchmark_results", "recorded/*/*"]
+exclude_patterns = ["_build", "_ext", "benchmark_results"]
 html_theme = "pydata_sphinx_theme"
 html_title = "sksoftmax"
 

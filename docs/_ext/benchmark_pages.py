@@ -20,16 +20,16 @@ matplotlib.use("Agg")
 DOCS = Path(__file__).resolve().parents[1]
 RESULTS = DOCS / "benchmark_results"
 PAGES = DOCS / "recorded"
+# the benchmarks package beside the docs, whichever directory Sphinx runs from
+sys.path.insert(0, str(DOCS.parent))
 
 
-def _report(name):
+def _report(results, out):
+    """Pages of ``python -m benchmarks.run``: every table and plot of one record."""
     from benchmarks import plots, report
 
-    def write(results, out):
-        report.write_markdown(results, out / f"{name}.md")
-        plots.plot_all(results, out)
-
-    return write
+    report.write_markdown(results, out / "results.md")
+    plots.plot_all(results, out)
 
 
 def _rows(module, md_name, png_name, key):
@@ -43,10 +43,10 @@ def _rows(module, md_name, png_name, key):
 
 # (page, raw record, writer, how the record was made)
 RUNS = [
-    ("headline", "headline/results.json", _report("headline"),
+    ("headline", "headline/results.json", _report,
      "python -m benchmarks.run --only blobs_n200000_d100_k10_float32 --parts sets "
      "--no-memory --no-compile"),
-    ("standard", "results.json", _report("standard"),
+    ("standard", "results.json", _report,
      "python -m benchmarks.run --preset standard --peers "
      '"LogisticRegression,SGDClassifier,MLPClassifier,sksoftmax"'),
     ("targets", "targets/targets.json",
@@ -64,14 +64,13 @@ RUNS = [
      "--configs in-memory,dask-1-worker,dask-2-workers"),
     ("gpu", "gpu/gpu.json", _rows("gpu", "gpu.md", "gpu.png", "records"),
      "python -m benchmarks.gpu"),
-    ("torch_partial", "torch_partial/results.json", _report("torch_partial"),
+    ("torch_partial", "torch_partial/results.json", _report,
      "python -m benchmarks.run --preset standard (stopped early, torch as a peer)"),
 ]
 
 
 def write_pages(app):
     """Regenerate ``docs/recorded/*.md`` and their figures from the raw records."""
-    sys.path.insert(0, str(DOCS.parent))  # the benchmarks package beside the docs
     shutil.rmtree(PAGES, ignore_errors=True)
     PAGES.mkdir()
     for page, record, write, command in RUNS:
