@@ -117,6 +117,12 @@ class CudaObjective(SoftmaxObjective):
                 grad_coef += l2 * coef
         return loss_sum
 
+    @property
+    def variance_reduction(self):
+        """False: the SVRG epochs have no device kernel yet, so after the first
+        epoch a GPU fit finishes full batch (every pass on the device)."""
+        return False
+
     def minibatch_epoch(self, state, order, batch_size, rule):
         """:meth:`SoftmaxObjective.minibatch_epoch` on the device: every step
         updates every parameter (on CSR input that is exact SGD, as the

@@ -19,6 +19,10 @@ state, every group of chunks (the chunks one worker holds) runs the compiled
 epoch over its own rows, in a chain from chunk to chunk, and the groups'
 states are averaged, weighted by the sample weight each group visited.
 This needs one exchange of the state per epoch instead of one per minibatch.
+The SVRG epochs that follow the first run the same way, every group from the
+same snapshot with the same full gradient (a pass over the chunks) as control
+variate; the snapshots, the rejection of epochs that raise the objective and
+the full-batch finish are the in-memory solver's.
 
 dask is imported only when a dask collection reaches the estimator; nothing
 here runs for users without it. ``distributed`` is used when a client is
@@ -325,10 +329,6 @@ def _stack(*parts):
             np.concatenate([p[2] for p in parts]))
 
 
-def _sample_objective_value(sample, spec, params):
-    return _chunk_objective(*sample, spec).objective(params)
-
-
 def _sample_step_constants(sample, spec, params, solver):
     return _chunk_objective(*sample, spec).step_constants(params, None, solver)
 
@@ -347,6 +347,37 @@ def _local_epoch(carry, X, codes, w, spec, rule, batch_size, seed):
         state, order, min(batch_size, n_rows), rule)
     chunk_weight = float(w.sum())
     return state, (loss_sum + loss * chunk_weight, weight + chunk_weight, diverged)
+
+
+def _local_variance_reduced_epoch(carry, X, codes, w, spec, snapshot, gradient,
+                                  batch_size, eta, intercept_scale, seed):
+    """One SVRG epoch over one chunk, continuing ``carry = (params, (loss sum,
+    weight visited, diverged))`` from the group's previous chunk."""
+    params, (loss_sum, weight, diverged) = carry
+    params = params.copy()
+    n_rows = X.shape[0]
+    if diverged or n_rows == 0:
+        return params, (loss_sum, weight, diverged)
+    order = (np.arange(n_rows, dtype=np.intp) if seed is None
+             else np.random.default_rng(seed).permutation(n_rows))
+    loss, diverged = _chunk_objective(X, codes, w, spec).variance_reduced_epoch(
+        params, snapshot, gradient, order, min(batch_size, n_rows), eta,
+        intercept_scale)
+    chunk_weight = float(w.sum())
+    return params, (loss_sum + loss * chunk_weight, weight + chunk_weight, diverged)
+
+
+def _average_params(*results):
+    """The mean of groups' ``(params, stats)``, weighted by the weight each
+    group visited, as one ``(params, stats)``."""
+    weights = np.array([stats[1] for _, stats in results])
+    if not weights.sum() > 0:
+        weights = np.ones(len(results))
+    share = weights / weights.sum()
+    params = sum(s * p for s, (p, _) in zip(share, results, strict=True))
+    stats = (sum(s[0] for _, s in results), float(weights.sum()),
+             any(s[2] for _, s in results))
+    return params, stats
 
 
 _STATE_ARRAYS = ("params", "velocity", "m", "v", "shift", "threshold", "average")
@@ -418,6 +449,7 @@ class DaskObjective(ParameterLayout):
                      self.label_smoothing)
         self._grad = np.zeros(self.n_params)
         self.shuffle_seed = None  # set by the minibatch driver
+        self._rounds = 0  # SVRG rounds so far: seeds each round's shuffles
 
     def parallel(self):
         """The chunks already run where dask runs them: nothing to start."""
@@ -510,6 +542,46 @@ class DaskObjective(ParameterLayout):
         state.counts[:] = base + mean.counts
         return (loss_sum / weight if weight > 0 else 0.0), diverged
 
+    @property
+    def variance_reduction(self):
+        """As :attr:`SoftmaxObjective.variance_reduction`, for the chunks' format."""
+        return not sp.issparse(self.X._meta) or bool(self.l1_strength())
+
+    def variance_reduced_epoch(self, params, snapshot, gradient, order, batch_size,
+                               eta, intercept_scale=1.0):
+        """A round of local SVRG epochs (see
+        :meth:`SoftmaxObjective.variance_reduced_epoch`), each group of chunks
+        from ``params`` with the same snapshot and full gradient, then the
+        groups' parameters averaged into ``params``, weighted by the weight
+        each group visited (the control variate is the same everywhere, so the
+        local steps are unbiased for the whole objective).
+
+        Returns ``(loss, diverged)``.
+        """
+        import dask
+        from dask import delayed
+        rng = (None if self.shuffle_seed is None
+               else np.random.default_rng([self.shuffle_seed, self._rounds]))
+        self._rounds += 1
+        start = delayed(params.copy(), pure=False)
+        snapshot, gradient = delayed(snapshot.copy()), delayed(gradient.copy())
+        results = []
+        for g in order:
+            chunks = list(self.groups[g])
+            if rng is not None:
+                chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+            carry = (start, (0.0, 0.0, False))
+            for c in chunks:
+                seed = None if rng is None else int(rng.integers(2**31))
+                carry = delayed(_local_variance_reduced_epoch, pure=True)(
+                    carry, *self.blocks[c], self.spec, snapshot, gradient,
+                    batch_size, eta, intercept_scale, seed)
+            results.append(carry)
+        mean, (loss_sum, weight, diverged) = dask.compute(
+            _tree(results, _average_params))[0]
+        params[:] = mean
+        return (loss_sum / weight if weight > 0 else 0.0), diverged
+
     def make_groups(self):
         """Chunks grouped by the worker that holds them (contiguous runs of
         chunks, one per worker or thread, when that is not known)."""
@@ -541,17 +613,6 @@ class DaskObjective(ParameterLayout):
         self.groups = groups
         return groups
 
-    def sample_objective(self, sample):
-        """``params -> objective`` on the sample's rows, computed on its worker."""
-        import dask
-        from dask import delayed
-
-        def value(params):
-            return float(dask.compute(delayed(_sample_objective_value, pure=True)(
-                sample, self.spec, params.copy()))[0])
-
-        return value
-
     def step_constants(self, params, sample, solver):
         """What ``eta0="auto"`` needs (see
         :meth:`SoftmaxObjective.step_constants`): the mean smoothness, the
@@ -570,16 +631,15 @@ class DaskObjective(ParameterLayout):
 # ----------------------------------------------------------- minibatch driver
 def fit_minibatch(estimator, objective, params):
     """``fit`` for ``solver="sgd"``/``"adam"`` on a :class:`DaskObjective`:
-    :class:`~sksoftmax._solvers.MinibatchSolver`'s epochs and stopping rule,
-    each epoch a round of local epochs and averaging; the stopping rule's
-    objective is taken on a fixed sample of up to 16384 rows kept on a
-    worker, as the in-memory fit does above that size.
+    :meth:`~sksoftmax._solvers.MinibatchSolver.solve` as in memory, its
+    stochastic and SVRG epochs each a round of local epochs and averaging,
+    its snapshots and full-batch finish passes over the chunks. The step
+    constants come from a fixed sample of up to 16384 rows kept on a worker
+    (the per-sample bound from every chunk).
 
     Returns the fitted attributes, as the estimator's ``_fit_minibatch``.
     """
     from sklearn.utils import check_random_state
-
-    from ._solvers import DivergenceError
 
     if estimator.early_stopping:
         raise ValueError(
@@ -601,23 +661,12 @@ def fit_minibatch(estimator, objective, params):
     solver = estimator._minibatch_solver(smoothness, batch_size, group_rows)
     state = solver.init_state(params)
     state.smoothness = smoothness
-    try:
-        n_epochs, loss_curve, _, converged = solver.fit(
-            state, objective.minibatch_epoch, np.arange(len(groups)),
-            batch_size=batch_size, rng=rng, shuffle=estimator.shuffle,
-            max_iter=estimator.max_iter, tol=estimator._tol(),
-            n_iter_no_change=estimator.n_iter_no_change,
-            model_loss=objective.sample_objective(sample),
-            verbose=estimator.verbose)
-    except DivergenceError as exc:
-        raise estimator._divergence_error(str(exc)) from None
-    fitted = estimator._fitted_params(objective, state.model)
-    if not converged:
-        estimator._warn_max_epochs()
-    return {**fitted, "n_iter_": n_epochs, "t_": n_epochs * n_rows,
-            "loss_curve_": loss_curve, "validation_scores_": None,
-            "best_validation_score_": None, "_minibatch_state": state,
-            "_rng": rng}
+    # SVRG's step: the constants in the metric that scales the intercept
+    max_smoothness, mean_smoothness, _, delta = objective.step_constants(
+        params, sample, "sgd")
+    return estimator._solve_minibatch(
+        objective, solver, state, (max_smoothness, mean_smoothness, delta),
+        batch_size, rng, np.arange(len(groups)), group_rows)
 
 
 # ---------------------------------------------------------------- prediction

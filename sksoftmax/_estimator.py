@@ -27,7 +27,13 @@ from . import _cuda, _dask
 from ._math import log_softmax, softmax
 from ._objective import SoftmaxObjective, some_rows
 from ._parallel import effective_n_threads
-from ._solvers import DivergenceError, MinibatchSolver, auto_eta0, lbfgs
+from ._solvers import (
+    DivergenceError,
+    MinibatchSolver,
+    auto_eta0,
+    lbfgs,
+    variance_reduced_step,
+)
 from ._steps import SCHEDULES
 
 _STOCHASTIC = ("sgd", "adam")
@@ -78,6 +84,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
         ``"lbfgs"``: full-batch L-BFGS (scipy) to the exact optimum.
         ``"sgd"``: minibatch SGD with momentum. ``"adam"``: minibatch Adam.
+        Their ``fit`` (without early stopping) reaches the same optimum to
+        the same ``tol``: one epoch of the rule, then SVRG epochs (variance
+        reduced, constant step, an epoch that raises the objective
+        rejected), then full-batch L-BFGS where those are slow (small or
+        badly conditioned data, and CSR input without an L1 part).
+        ``partial_fit`` runs epochs of the rule alone.
         On CSR input without an L1 part, a minibatch step costs O(its
         nonzeros x n_classes): it updates only the coefficients of the
         features that the minibatch uses, and accounts for the rest (L2
@@ -94,15 +106,17 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     fit_intercept : bool, default=True
         Whether to fit an intercept per class.
     max_iter : int, default=1000
-        Maximum L-BFGS iterations, or epochs for ``"sgd"`` and ``"adam"``.
+        Maximum L-BFGS iterations, or for ``"sgd"`` and ``"adam"`` epochs
+        plus the iterations of their full-batch finish.
     tol : float or "auto", default="auto"
-        ``"lbfgs"`` stops when the largest absolute gradient entry is at most
-        ``tol``. ``"sgd"``/``"adam"`` stop when the training objective of the
-        model (with ``average``, the averaged one) has not dropped by ``tol``
-        times its size for ``n_iter_no_change`` consecutive epochs (or, with
-        early stopping, when the validation accuracy has not risen by
-        ``tol``). ``"auto"`` is 1e-4 for ``"lbfgs"`` and 1e-3 for ``"sgd"``
-        and ``"adam"``.
+        Every solver's ``fit`` has converged when the largest absolute entry
+        of the objective's gradient (with an L1 part, of its minimum-norm
+        subgradient) is at most ``tol``: ``"sgd"``/``"adam"`` check it at
+        the end of each epoch, where their SVRG epochs compute the full
+        gradient anyway (see the user guide). With early stopping,
+        ``"sgd"``/``"adam"`` instead stop when the validation accuracy has
+        not risen by ``tol`` for ``n_iter_no_change`` epochs. ``"auto"`` is
+        1e-4, and 1e-3 with early stopping.
     batch_size : int or "auto", default="auto"
         Minibatch size for ``"sgd"`` and ``"adam"``; ``"auto"`` is
         ``min(200, ceil(n_samples / 10))``, so that an epoch takes at least
@@ -160,8 +174,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping, in (0, 1).
     n_iter_no_change : int, default=3
-        Epochs without improvement before stopping (or, for ``"adaptive"``,
-        before dividing the learning rate).
+        With early stopping, epochs without improvement before stopping (or,
+        for ``"adaptive"``, before dividing the learning rate).
     shuffle : bool, default=True
         Visit the training rows in a new random order each epoch. Rows are
         shuffled by index; ``X`` is never copied.
@@ -218,16 +232,18 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
     n_iter_ : int
-        L-BFGS iterations, or epochs run by ``"sgd"``/``"adam"`` (summed over
-        ``partial_fit`` calls).
+        L-BFGS iterations, or epochs run by ``"sgd"``/``"adam"`` plus the
+        iterations of their full-batch finish (summed over ``partial_fit``
+        calls, one epoch each).
     t_ : int
-        Number of training samples seen by ``"sgd"``/``"adam"``.
+        Number of training samples seen by the epochs of ``"sgd"``/``"adam"``.
     loss_curve_ : list of float
-        Training objective after each iteration (``"lbfgs"``) or epoch
-        (``"sgd"``/``"adam"``: the objective of the model after the epoch,
-        on a fixed random subset of 16384 rows when there are more). For
-        ``partial_fit``: the mean over the chunk's minibatches of their loss
-        before each update.
+        Training objective after each iteration (``"lbfgs"``), or of the
+        model after each epoch and full-batch iteration (``"sgd"``/``"adam"``;
+        non-increasing: an epoch that raised it was rejected; with early
+        stopping, on a fixed random subset of 16384 rows when there are
+        more). For ``partial_fit``: the mean over the chunk's minibatches of
+        their loss before each update.
     validation_scores_ : list of float or None
         Validation accuracy after each epoch with early stopping, else None.
     best_validation_score_ : float or None
@@ -456,7 +472,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         # lbfgs: the gradient's largest entry, as LogisticRegression; sgd/adam:
         # a relative change of the objective, about where LogisticRegression's
         # default fits stop short of the optimum
-        return 1e-4 if self.solver == "lbfgs" else 1e-3
+        return 1e-3 if self.solver in _STOCHASTIC and self.early_stopping else 1e-4
 
     def _batch_size(self, n_samples, chunk=False):
         """Rows per update: ``"auto"`` is ``min(200, ceil(n / 10))``, at least
@@ -630,14 +646,22 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             def validation_score(p):
                 return self._accuracy(objective, p, X_val, y_val, w_val)
 
-        batch_size = self._batch_size(train_rows.shape[0])
-        # all rows as None: X[rows] would copy X
+        n_rows = train_rows.shape[0]
+        batch_size = self._batch_size(n_rows)
+        # all rows as None: X[rows] would copy X; without early stopping the
+        # variance-reduced epochs take their step from these constants
         smoothness = (objective.step_constants(
             params, train_rows if self.early_stopping else None, self.solver)
-                      if self.eta0 == "auto" else None)
-        solver = self._minibatch_solver(smoothness, batch_size, train_rows.shape[0])
+                      if self.eta0 == "auto" or not self.early_stopping else None)
+        solver = self._minibatch_solver(smoothness, batch_size, n_rows)
         state = solver.init_state(params)
         state.smoothness = smoothness
+        if not self.early_stopping:
+            # sgd's constants are SVRG's; adam's lack the intercept's scaling
+            constants = (smoothness[:2] + smoothness[3:] if self.solver == "sgd"
+                         else objective.smoothness())
+            return self._solve_minibatch(objective, solver, state, constants,
+                                         batch_size, rng, train_rows, n_rows)
         try:
             n_epochs, loss_curve, scores, converged = solver.fit(
                 state, objective.minibatch_epoch, train_rows,
@@ -655,10 +679,51 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if not converged:
             self._warn_max_epochs()
         return {**fitted, "n_iter_": n_epochs,
-                "t_": n_epochs * train_rows.shape[0], "loss_curve_": loss_curve,
-                "validation_scores_": scores if self.early_stopping else None,
-                "best_validation_score_": max(scores) if self.early_stopping else None,
+                "t_": n_epochs * n_rows, "loss_curve_": loss_curve,
+                "validation_scores_": scores, "best_validation_score_": max(scores),
                 "_minibatch_state": state, "_rng": rng}
+
+    def _solve_minibatch(self, objective, solver, state, constants, batch_size, rng,
+                         rows, n_rows):
+        """sgd/adam without early stopping: to the optimum (``MinibatchSolver.solve``).
+
+        ``constants`` are ``(max_smoothness, mean_smoothness, intercept_scale)``
+        of the SVRG step, ``rows`` what an epoch visits (rows, or the dask
+        driver's groups of chunks) and ``n_rows`` the rows an epoch's steps
+        sample from.
+        """
+        max_smoothness, mean_smoothness, intercept_scale = constants
+        tol = self._tol()
+        finish = None
+        if not objective.l1_strength():
+            def finish(params, max_iter):
+                return lbfgs(objective.loss_gradient, params, max_iter=max_iter,
+                             tol=tol, verbose=self.verbose,
+                             n_threads=effective_n_threads(self.n_jobs),
+                             curvature=objective.curvature_estimate)
+        try:
+            n_epochs, n_full, loss_curve, converged = solver.solve(
+                state, objective.minibatch_epoch, rows,
+                evaluate=objective.evaluate,
+                variance_reduced_epoch=(objective.variance_reduced_epoch
+                                        if objective.variance_reduction else None),
+                step=variance_reduced_step(max_smoothness, mean_smoothness,
+                                           batch_size=batch_size, n_samples=n_rows),
+                intercept_scale=intercept_scale, finish=finish,
+                initial_value=(None if np.any(state.model)
+                               else objective.zero_objective()),
+                batch_size=batch_size, rng=rng, shuffle=self.shuffle,
+                max_iter=self.max_iter, tol=tol, verbose=self.verbose)
+        except DivergenceError as exc:
+            raise self._divergence_error(str(exc)) from None
+        fitted = self._fitted_params(objective, state.model)
+        if not converged:
+            self._warn_max_epochs()
+        n_samples = objective.X.shape[0]
+        return {**fitted, "n_iter_": n_epochs + n_full, "t_": n_epochs * n_samples,
+                "loss_curve_": loss_curve, "validation_scores_": None,
+                "best_validation_score_": None, "_minibatch_state": state,
+                "_rng": rng}
 
     def _warn_max_epochs(self):
         warnings.warn(

@@ -26,9 +26,10 @@ Conventions shared by all kernels
 - Pass kernels return the weighted *sum* of losses and write the weighted
   *sums* of gradients; normalisation and penalties belong to the objective.
 
-``minibatch_epoch`` is the exception that keeps minibatch solvers fast: a whole
-epoch of SGD/Adam steps in one compiled call, normalising each minibatch's
-gradient, adding the L2 term and applying the step rules of ``_steps``.
+``minibatch_epoch`` and ``variance_reduced_epoch`` are the exceptions that keep
+minibatch solvers fast: a whole epoch of SGD/Adam (or SVRG) steps in one
+compiled call, normalising each minibatch's gradient, adding the L2 term and
+applying the step rules of ``_steps``.
 
 This module imports nothing from scikit-learn.
 """
@@ -755,6 +756,46 @@ def _batch_gradient_impl(data, bufs, rows, coef_t, intercept, smoothing, binary,
 
 
 @njit(cache=True, nogil=True)
+def _batch_mean_gradient(data, bufs, sample_weight, rows, params, n_coef,
+                         fit_intercept, coef_t, intercept, grad_intercept, grad,
+                         smoothing, binary):
+    """The minibatch's weighted mean loss and data gradient at ``params``.
+
+    Loads ``params`` into the kernel-side ``coef_t``/``intercept``, writes the
+    weighted mean gradient of the data term (no penalty) into the flat
+    ``grad`` and returns ``(mean loss, weight)``; a minibatch of zero weight
+    has loss and gradient 0.
+    """
+    n_features, n_logits = coef_t.shape
+    for k in range(n_logits):
+        for j in range(n_features):
+            coef_t[j, k] = params[k * n_features + j]
+        intercept[k] = params[n_coef + k] if fit_intercept else 0.0
+    loss = _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing, binary,
+                           grad_intercept, grad)
+    weight = 0.0
+    for r in range(rows.shape[0]):
+        weight += sample_weight[rows[r]]
+    if weight > 0.0:
+        for j in range(n_coef):
+            grad[j] /= weight
+        if fit_intercept:
+            for k in range(n_logits):
+                grad[n_coef + k] = grad_intercept[k] / weight
+        return loss / weight, weight
+    _fill_zero(grad)
+    return 0.0, weight
+
+
+@njit(cache=True, nogil=True)
+def _all_finite(a):
+    for j in range(a.shape[0]):
+        if not np.isfinite(a[j]):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef,
                     fit_intercept, coef_t, intercept, grad_intercept, grad, l2, l1,
                     smoothing, binary, schedule, eta0, eta, alpha, power_t,
@@ -784,39 +825,20 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
         True if the loss, the gradient or the parameters became non-finite;
         the epoch stops there.
     """
-    n_features, n_logits = coef_t.shape
+    n_logits = coef_t.shape[1]
     n_intercepts = n_logits if fit_intercept and intercept_scale != 1.0 else 0
     before = np.empty(n_intercepts)
     total, total_weight = 0.0, 0.0
     for a in range(0, order.shape[0], batch_size):
         rows = order[a:min(a + batch_size, order.shape[0])]
-        for k in range(n_logits):
-            for j in range(n_features):
-                coef_t[j, k] = params[k * n_features + j]
-            intercept[k] = params[n_coef + k] if fit_intercept else 0.0
-        loss = _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing, binary,
-                               grad_intercept, grad)
-        weight = 0.0
-        for r in range(rows.shape[0]):
-            weight += sample_weight[rows[r]]
-        if weight > 0.0:
-            loss /= weight
-            for j in range(n_coef):
-                grad[j] /= weight
-            if fit_intercept:
-                for k in range(n_logits):
-                    grad[n_coef + k] = grad_intercept[k] / weight
-        else:  # a minibatch of zero weight carries only the penalty
-            loss = 0.0
-            _fill_zero(grad)
+        loss, weight = _batch_mean_gradient(
+            data, bufs, sample_weight, rows, params, n_coef, fit_intercept, coef_t,
+            intercept, grad_intercept, grad, smoothing, binary)
         if l2 > 0.0:
             for j in range(n_coef):
                 loss += 0.5 * l2 * params[j] * params[j]
                 grad[j] += l2 * params[j]
-        finite = np.isfinite(loss)
-        for j in range(grad.shape[0]):
-            finite = finite and np.isfinite(grad[j])
-        if not finite:
+        if not (np.isfinite(loss) and _all_finite(grad)):
             return total, total_weight, True
         step = counts[0]
         rate = _steps.learning_rate(schedule, step, eta0, eta, alpha, power_t)
@@ -834,10 +856,60 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
             _steps.running_mean(average, params, counts[2])
         total += loss * weight
         total_weight += weight
-    for j in range(params.shape[0]):
-        if not np.isfinite(params[j]):
+    return total, total_weight, not _all_finite(params)
+
+
+@njit(cache=True, nogil=True)
+def variance_reduced_epoch(data, bufs, sample_weight, order, batch_size, params,
+                           snapshot, model, snapshot_model, l2, l1, smoothing,
+                           binary, eta, intercept_scale):
+    """One epoch of SVRG steps (Johnson & Zhang, 2013) from ``params``.
+
+    Each minibatch ``B`` moves ``params`` by ``-eta`` times
+    ``g_B(w) - g_B(w~) + mu + l2 w`` (coefficients; the intercept's step is
+    ``intercept_scale`` times as long), then the L1 prox with threshold
+    ``l1 * eta``. ``g_B`` is the minibatch's weighted mean data gradient,
+    ``w~`` the ``snapshot`` and ``mu`` the data gradient over all rows at the
+    snapshot: the estimate is unbiased and its variance vanishes as ``w``
+    and ``w~`` approach the optimum, so a constant step converges to it.
+
+    ``model`` and ``snapshot_model`` group the kernel-side buffers of the
+    two points: ``(coef_t, intercept, grad_intercept, grad)``, the last a
+    flat (n_params,) float64 gradient; ``snapshot_model`` also carries
+    ``mu`` (flat, float64) as its fifth entry. The two gradients of a step
+    share ``bufs``.
+
+    Returns ``(loss_sum, weight_sum, diverged)`` as :func:`minibatch_epoch`
+    (the losses at ``params`` before each step, data term only).
+    """
+    coef_t, intercept, grad_intercept, grad = model
+    snap_coef_t, snap_intercept, snap_grad_intercept, snap_grad, mu = snapshot_model
+    n_coef = coef_t.shape[0] * coef_t.shape[1]
+    fit_intercept = params.shape[0] > n_coef
+    shift = np.empty(n_coef if l1 > 0.0 else 0)
+    threshold = np.full(1, l1 * eta)
+    total, total_weight = 0.0, 0.0
+    for a in range(0, order.shape[0], batch_size):
+        rows = order[a:min(a + batch_size, order.shape[0])]
+        loss, weight = _batch_mean_gradient(
+            data, bufs, sample_weight, rows, params, n_coef, fit_intercept, coef_t,
+            intercept, grad_intercept, grad, smoothing, binary)
+        _batch_mean_gradient(
+            data, bufs, sample_weight, rows, snapshot, n_coef, fit_intercept,
+            snap_coef_t, snap_intercept, snap_grad_intercept, snap_grad, smoothing,
+            binary)
+        if not (np.isfinite(loss) and _all_finite(grad)):
             return total, total_weight, True
-    return total, total_weight, False
+        for j in range(n_coef):
+            params[j] -= eta * (grad[j] - snap_grad[j] + mu[j] + l2 * params[j])
+        step = eta * intercept_scale
+        for j in range(n_coef, params.shape[0]):
+            params[j] -= step * (grad[j] - snap_grad[j] + mu[j])
+        if l1 > 0.0:
+            _steps.soft_threshold(params, n_coef, threshold, False, shift)
+        total += loss * weight
+        total_weight += weight
+    return total, total_weight, not _all_finite(params)
 
 
 # ------------------------------------------------ lazy minibatch epochs on CSR

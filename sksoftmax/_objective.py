@@ -31,6 +31,7 @@ from ._kernels import (
     max_weighted_row_square,
     minibatch_epoch,
     n_chunks_for,
+    variance_reduced_epoch,
     weighted_column_squares,
     weighted_csr_column_squares,
 )
@@ -204,6 +205,55 @@ class ParameterLayout:
             intercept[:] = c
         return diagonal
 
+    def data_gradient(self, params, gradient):
+        """The data term's part of :meth:`loss_gradient`'s ``gradient`` at
+        ``params`` (the L2 term taken off), as a new array."""
+        data = np.array(gradient, dtype=float)
+        l2 = self.l2_strength()
+        if l2:
+            coef, _ = self.unpack(params)
+            data[:coef.size] -= l2 * coef.ravel()
+        return data
+
+    def optimality(self, params, gradient):
+        """Largest entry of the minimum-norm subgradient of the objective.
+
+        ``gradient`` is :meth:`loss_gradient`'s at ``params``. Without an L1
+        part that is ``max |gradient|``, the quantity L-BFGS's ``tol``
+        bounds; with one, a coefficient at zero contributes ``max(|g| - l1,
+        0)`` and any other ``|g + l1 sign(w)|``. Zero exactly at the optimum.
+        """
+        gradient = np.asarray(gradient)
+        if not gradient.size:
+            return 0.0
+        l1 = self.l1_strength()
+        if not l1:
+            return float(np.max(np.abs(gradient)))
+        n_coef = self.n_logits * self.n_features
+        w, g = params[:n_coef], gradient[:n_coef]
+        coef = np.where(w == 0.0, np.maximum(np.abs(g) - l1, 0.0),
+                        np.abs(g + l1 * np.sign(w)))
+        rest = np.abs(gradient[n_coef:])
+        return float(max(coef.max(initial=0.0), rest.max(initial=0.0)))
+
+    def evaluate(self, params):
+        """``(objective, gradient, optimality)`` at ``params``: one full pass.
+
+        The objective includes the L1 part; the gradient is
+        :meth:`loss_gradient`'s (a copy), and the optimality
+        :meth:`optimality`'s.
+        """
+        loss, gradient = self.loss_gradient(params)
+        gradient = gradient.copy()
+        return (loss + self.l1_penalty(params), gradient,
+                self.optimality(params, gradient))
+
+    def zero_objective(self):
+        """The objective at all-zero parameters: every row's probabilities are
+        uniform, so each cross-entropy is ``log(n_classes)`` whatever its
+        (smoothed) target, and the penalty is 0."""
+        return float(np.log(self.n_classes))
+
     def l1_penalty(self, params):
         """Value of the L1 part of the penalty (0 without one)."""
         strength = self.l1_strength()
@@ -293,6 +343,8 @@ class SoftmaxObjective(ParameterLayout):
         self._intercept = np.zeros(self.n_logits, dtype=self.dtype)
         self._grad = np.zeros(self.n_logits * (self.n_features + fit_intercept))
         self._all_rows = None
+        # the snapshot's kernel-side buffers of variance_reduced_epoch
+        self._snapshot_model = None
 
     @property
     def all_rows(self):
@@ -609,6 +661,65 @@ class SoftmaxObjective(ParameterLayout):
             (state.velocity,) if rule.solver == "sgd" else (state.m, state.v),
             state.shift, state.threshold, state.average, rule.average,
             rule.intercept_scale)
+        return (total / weight if weight > 0 else 0.0), diverged
+
+    @property
+    def variance_reduction(self):
+        """Whether :meth:`variance_reduced_epoch` runs at minibatch cost.
+
+        Its steps update every parameter, which on CSR X costs O(n_features x
+        K) a step: there only with an L1 part (whose prox needs the full step
+        anyway); without one the minibatch solvers finish full-batch instead.
+        """
+        return not self.sparse or bool(self.l1_strength())
+
+    def variance_reduced_epoch(self, params, snapshot, gradient, order,
+                               batch_size, eta, intercept_scale=1.0):
+        """One compiled epoch of SVRG steps from ``params`` (updated in place).
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,), float64
+            Where the epoch starts; holds where it ends.
+        snapshot : ndarray of shape (n_params,), float64
+            The control variate's point.
+        gradient : ndarray of shape (n_params,), float64
+            :meth:`loss_gradient`'s gradient at ``snapshot`` (over all rows).
+        order : ndarray of intp
+            Rows, in the order they are visited.
+        batch_size : int
+        eta : float
+            The step of the coefficients (the intercept's is
+            ``intercept_scale`` times as long); the L1 part is applied by its
+            prox after each step.
+
+        Returns
+        -------
+        loss : float
+            Weighted mean over the epoch of each minibatch's data loss
+            before its step.
+        diverged : bool
+            Whether the loss, a gradient or the parameters became non-finite.
+        """
+        ws = self.workspaces()[0]
+        if self.sparse:
+            data = (self.X.data, self.X.indices, self.X.indptr, self.y,
+                    self.sample_weight)
+            bufs = (ws.z, ws.exponent_buf, ws.grad_coef_t)
+        else:
+            data = (self.X, self.y, self.sample_weight)
+            bufs = (ws.X_buf, ws.y_buf, ws.w_buf, ws.Z_buf, ws.G_buf, ws.row_buf,
+                    ws.exponent_buf, ws.grad_coef)
+        if self._snapshot_model is None:
+            self._snapshot_model = (
+                np.empty_like(self._coef_t), np.empty_like(self._intercept),
+                np.empty(self.n_logits), np.empty(self.n_params))
+        model = (self._coef_t, self._intercept, ws.grad_intercept, self._grad)
+        total, weight, diverged = variance_reduced_epoch(
+            data, bufs, self.sample_weight, order, batch_size, params, snapshot,
+            model, (*self._snapshot_model, self.data_gradient(snapshot, gradient)),
+            self.l2_strength(), self.l1_strength(), self.label_smoothing,
+            self.binary, float(eta), float(intercept_scale))
         return (total / weight if weight > 0 else 0.0), diverged
 
     def _records(self, *flats):

@@ -413,3 +413,78 @@ def test_intercept_scale_scales_the_intercepts_step(sparse):
     state = MinibatchState(params.copy(), "sgd", 0.1)
     obj.minibatch_epoch(state, rows, len(rows), Scaled)
     assert_allclose(state.params, expected, rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------- variance-reduced epochs
+def svrg_reference(obj, params, snapshot, order, batch_size, eta, intercept_scale):
+    """SVRG steps written with loss_gradient on sub-objectives of each batch."""
+    params = params.copy()
+    full = obj.data_gradient(snapshot, obj.loss_gradient(snapshot)[1])
+    n_coef = obj.n_logits * obj.n_features
+    l1 = obj.l1_strength()
+    for a in range(0, len(order), batch_size):
+        rows = order[a:a + batch_size]
+        sub = SoftmaxObjective(obj.X[rows], obj.y[rows], obj.sample_weight[rows],
+                               obj.n_classes, fit_intercept=obj.fit_intercept,
+                               label_smoothing=obj.label_smoothing)
+        g = sub.loss_gradient(params)[1].copy() - sub.loss_gradient(snapshot)[1] + full
+        g[:n_coef] += obj.l2_strength() * params[:n_coef]
+        params[:n_coef] -= eta * g[:n_coef]
+        params[n_coef:] -= eta * intercept_scale * g[n_coef:]
+        if l1:
+            w = params[:n_coef]
+            params[:n_coef] = np.sign(w) * np.maximum(np.abs(w) - eta * l1, 0.0)
+    return params
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
+def test_variance_reduced_epoch_is_svrg(sparse, n_classes, l1_ratio):
+    obj, params = make(n_classes=n_classes, alpha=0.2, l1_ratio=l1_ratio,
+                       sparse=sparse, smoothing=0.1)
+    snapshot = params + np.random.RandomState(1).randn(obj.n_params) * 0.1
+    order = np.random.RandomState(2).permutation(30).astype(np.intp)
+    expected = svrg_reference(obj, params, snapshot, order, 7, 0.3, 0.5)
+    _, gradient = obj.loss_gradient(snapshot)
+    start = params.copy()
+    loss, diverged = obj.variance_reduced_epoch(params, snapshot, gradient.copy(),
+                                                order, 7, 0.3, 0.5)
+    assert not diverged
+    assert_allclose(params, expected, rtol=1e-10, atol=1e-12)
+    # the loss reported is the first batch's data loss before its step, etc.:
+    # at least it is the data term's scale, positive and finite
+    assert np.isfinite(loss) and loss > 0
+    assert not np.array_equal(params, start)
+
+
+def test_variance_reduced_epoch_at_the_snapshot_of_the_optimum_stays_there():
+    # at the optimum the control variate cancels every batch's noise: the
+    # estimate is the full gradient, zero, whatever the batch
+    obj, _ = make(alpha=0.5)
+    optimum = obj.init_params()
+    for _ in range(200):  # gradient descent to the optimum of this small problem
+        optimum -= 0.5 * obj.loss_gradient(optimum)[1]
+    assert obj.optimality(optimum, obj.loss_gradient(optimum)[1]) < 1e-12
+    params = optimum.copy()
+    obj.variance_reduced_epoch(params, optimum, obj.loss_gradient(optimum)[1].copy(),
+                               np.arange(30, dtype=np.intp), 4, 1.0)
+    assert_allclose(params, optimum, atol=1e-12)
+
+
+def test_optimality_is_the_minimum_norm_subgradient():
+    obj, _ = make(n_classes=3, alpha=1.0, l1_ratio=0.5, d=2)
+    params = np.array([0.0, 0.0, 1.0, -2.0, 0.0, 3.0, 0.1, 0.2, 0.3])
+    gradient = np.array([0.2, -0.9, 0.1, 0.4, 0.5, -0.6, 0.05, -0.02, 0.01])
+    # l1 = 0.5: at zero max(|g| - 0.5, 0); elsewhere |g + 0.5 sign(w)|
+    expected = [0.0, 0.4, 0.6, 0.1, 0.0, 0.1, 0.05, 0.02, 0.01]
+    assert obj.optimality(params, gradient) == pytest.approx(max(expected))
+    plain, _ = make(n_classes=3, alpha=1.0, d=2)
+    assert plain.optimality(params, gradient) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_zero_objective_is_the_objective_at_zero(n_classes):
+    obj, _ = make(n_classes=n_classes, smoothing=0.2, l1_ratio=0.3)
+    assert obj.zero_objective() == pytest.approx(obj.objective(obj.init_params()),
+                                                 rel=1e-12)
