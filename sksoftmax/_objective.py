@@ -641,14 +641,7 @@ class SoftmaxObjective(ParameterLayout):
         if self.sparse and not self.l1_strength():
             return self._lazy_minibatch_epoch(state, order, batch_size, rule)
         ws = self.workspaces()[0]
-        if self.sparse:
-            data = (self.X.data, self.X.indices, self.X.indptr, self.y,
-                    self.sample_weight)
-            bufs = (ws.z, ws.exponent_buf, ws.grad_coef_t)
-        else:
-            data = (self.X, self.y, self.sample_weight)
-            bufs = (ws.X_buf, ws.y_buf, ws.w_buf, ws.Z_buf, ws.G_buf, ws.row_buf,
-                    ws.exponent_buf, ws.grad_coef)
+        data, bufs = self._minibatch_data(ws)
         total, weight, diverged = minibatch_epoch(
             data, bufs, self.sample_weight, order, batch_size, state.params,
             self.n_logits * self.n_features, self.fit_intercept, self._coef_t,
@@ -662,6 +655,16 @@ class SoftmaxObjective(ParameterLayout):
             state.shift, state.threshold, state.average, rule.average,
             rule.intercept_scale)
         return (total / weight if weight > 0 else 0.0), diverged
+
+    def _minibatch_data(self, ws):
+        """The data and buffers the compiled minibatch epochs take, as tuples
+        (their length tells the kernels dense from CSR)."""
+        if self.sparse:
+            return ((self.X.data, self.X.indices, self.X.indptr, self.y,
+                     self.sample_weight), (ws.z, ws.exponent_buf, ws.grad_coef_t))
+        return ((self.X, self.y, self.sample_weight),
+                (ws.X_buf, ws.y_buf, ws.w_buf, ws.Z_buf, ws.G_buf, ws.row_buf,
+                 ws.exponent_buf, ws.grad_coef))
 
     @property
     def variance_reduction(self):
@@ -702,14 +705,7 @@ class SoftmaxObjective(ParameterLayout):
             Whether the loss, a gradient or the parameters became non-finite.
         """
         ws = self.workspaces()[0]
-        if self.sparse:
-            data = (self.X.data, self.X.indices, self.X.indptr, self.y,
-                    self.sample_weight)
-            bufs = (ws.z, ws.exponent_buf, ws.grad_coef_t)
-        else:
-            data = (self.X, self.y, self.sample_weight)
-            bufs = (ws.X_buf, ws.y_buf, ws.w_buf, ws.Z_buf, ws.G_buf, ws.row_buf,
-                    ws.exponent_buf, ws.grad_coef)
+        data, bufs = self._minibatch_data(ws)
         if self._snapshot_model is None:
             self._snapshot_model = (
                 np.empty_like(self._coef_t), np.empty_like(self._intercept),
