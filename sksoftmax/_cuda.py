@@ -107,9 +107,12 @@ class CudaObjective(SoftmaxObjective):
         return contextlib.nullcontext(self)
 
     def _sums_into(self, params, scale, l2):
+        # the device takes the model's own coordinates; the centring is done here
         loss_sum, grad_sum = self._kernels.loss_gradient_sums(
-            self._device, params, self.label_smoothing, self.binary, self.X)
+            self._device, self.model_vector(params), self.label_smoothing,
+            self.binary, self.X)
         np.multiply(grad_sum, scale, out=self._grad)
+        self.centre_gradient(self._grad)
         if l2:
             coef, _ = self.unpack(params)
             grad_coef, _ = self.unpack(self._grad)
@@ -126,10 +129,18 @@ class CudaObjective(SoftmaxObjective):
     def minibatch_epoch(self, state, order, batch_size, rule):
         """:meth:`SoftmaxObjective.minibatch_epoch` on the device: every step
         updates every parameter (on CSR input that is exact SGD, as the
-        CPU's lazy steps are; Adam is dense Adam, not the CPU's lazy Adam)."""
+        CPU's lazy steps are; Adam is dense Adam, not the CPU's lazy Adam).
+        The device's steps are in the model's own coordinates: with a centre
+        the iterate and its average are moved there for the epoch and back."""
+        if self.center is not None:
+            state.params[:] = self.model_vector(state.params)
+            state.average[:] = self.model_vector(state.average)
         total, weight, diverged = self._kernels.minibatch_epoch(
             self._device, self.X, self.sample_weight, state, order, batch_size,
             rule, self.l2_strength(), self.l1_strength(), self.label_smoothing,
             self.binary, SCHEDULES[rule.learning_rate])
+        if self.center is not None:
+            state.params[:] = self.init_params(*self.unpack(state.params))
+            state.average[:] = self.init_params(*self.unpack(state.average))
         diverged = diverged or not np.all(np.isfinite(state.params))
         return (total / weight if weight > 0 else 0.0), diverged

@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from ._kernels import weighted_column_moments
 from ._objective import ParameterLayout, SoftmaxObjective
 
 # Chunk sums are added up in groups of this many per level of the tree.
@@ -202,7 +203,7 @@ def objective(estimator, X, y, sample_weight):
     blocks = _blocks(X, codes, weights)
     summaries = dask.compute(*[dask.delayed(_summary)(*b, len(classes))
                                for b in blocks])
-    for i, (finite_X, finite_w, negative_w, _) in enumerate(summaries):
+    for i, (finite_X, finite_w, negative_w, _, _) in enumerate(summaries):
         if not finite_X:
             raise ValueError(f"Input X contains NaN or infinity (in row chunk {i}).")
         if not finite_w:
@@ -225,8 +226,19 @@ def objective(estimator, X, y, sample_weight):
         X.shape[1], len(classes), fit_intercept=estimator.fit_intercept,
         alpha=estimator.alpha, l1_ratio=estimator.l1_ratio,
         label_smoothing=estimator.label_smoothing)
-    return DaskObjective(X, codes, weights, layout,
-                         float(weight_per_class.sum())), classes
+    weight_sum = float(weight_per_class.sum())
+    center = None
+    if estimator.fit_intercept and summaries[0][4] is not None and weight_sum > 0:
+        # solved in centred coordinates, as in memory; a class weight
+        # reweights the rows, so their mean is taken again
+        if class_weight is None:
+            center = np.sum([s[4] for s in summaries], axis=0) / weight_sum
+        else:
+            center = dask.compute(*[dask.delayed(_column_sums)(*b)
+                                    for b in _blocks(X, codes, weights)])
+            center = np.sum(center, axis=0) / weight_sum
+    return DaskObjective(X, codes, weights, layout, weight_sum,
+                         center=center), classes
 
 
 def _persist_fits(nbytes):
@@ -266,18 +278,33 @@ def _chunk(X):
 
 
 def _summary(X, codes, w, n_classes):
-    data = X.data if sp.issparse(X) else X
+    """Whether the chunk and its weights are finite, any weight negative, the
+    weight per class and (dense chunks) the weighted column sums."""
+    sparse = sp.issparse(X)
+    data = X.data if sparse else X
+    sums = None
+    if not sparse:
+        sums = np.empty(X.shape[1])
+        weighted_column_moments(X, w, sums, np.empty(X.shape[1]))
     return (bool(np.isfinite(data).all()), bool(np.isfinite(w).all()),
-            bool((w < 0).any()), np.bincount(codes, weights=w, minlength=n_classes))
+            bool((w < 0).any()), np.bincount(codes, weights=w, minlength=n_classes),
+            sums)
 
 
 def _chunk_objective(X, codes, w, spec):
-    n_classes, fit_intercept, alpha, l1_ratio, label_smoothing = spec
-    # serial: dask runs one chunk per thread
+    n_classes, fit_intercept, alpha, l1_ratio, label_smoothing, center = spec
+    # serial: dask runs one chunk per thread; centred as the whole data
     return SoftmaxObjective(_chunk(X), codes, w, n_classes,
                             fit_intercept=fit_intercept, alpha=alpha,
                             l1_ratio=l1_ratio, label_smoothing=label_smoothing,
-                            n_threads=1, sparse_copy=False)
+                            n_threads=1, sparse_copy=False,
+                            center=False if center is None else center)
+
+
+def _column_sums(X, codes, w):
+    sums = np.empty(X.shape[1])
+    weighted_column_moments(X, w, sums, np.empty(X.shape[1]))
+    return sums
 
 
 def _chunk_sums(X, codes, w, params, spec):
@@ -431,9 +458,12 @@ class DaskObjective(ParameterLayout):
         Classes, intercept and penalty.
     weight_sum : float
         ``sum(sample_weight)``.
+    center : ndarray of shape (n_features,), default=None
+        The weighted column means: solve in centred coordinates (see
+        :class:`SoftmaxObjective`); None: not.
     """
 
-    def __init__(self, X, codes, sample_weight, layout, weight_sum):
+    def __init__(self, X, codes, sample_weight, layout, weight_sum, center=None):
         super().__init__(layout.n_features, layout.n_classes,
                          fit_intercept=layout.fit_intercept, alpha=layout.alpha,
                          l1_ratio=layout.l1_ratio,
@@ -445,8 +475,9 @@ class DaskObjective(ParameterLayout):
         self.n_samples = X.shape[0]
         self.weight_sum = weight_sum
         self.blocks = _blocks(X, codes, sample_weight)
+        self.center = center
         self.spec = (self.n_classes, self.fit_intercept, self.alpha, self.l1_ratio,
-                     self.label_smoothing)
+                     self.label_smoothing, center)
         self._grad = np.zeros(self.n_params)
         self.shuffle_seed = None  # set by the minibatch driver
         self._rounds = 0  # SVRG rounds so far: seeds each round's shuffles

@@ -399,16 +399,19 @@ def finish_coef_gradient(grad_sum, transposed, scale, coef, l2, out):
 
 
 @njit(cache=True, nogil=True)
-def weighted_column_squares(X, sample_weight, out):
-    """``out[j] = sum_i s_i X[i, j]**2`` for dense C-ordered ``X``, in float64."""
-    for j in range(out.shape[0]):
-        out[j] = 0.0
+def weighted_column_moments(X, sample_weight, sums, squares):
+    """``sums[j] = sum_i s_i X[i, j]`` and ``squares[j] = sum_i s_i X[i, j]**2``
+    for dense ``X``, in float64, in one pass."""
+    for j in range(sums.shape[0]):
+        sums[j] = 0.0
+        squares[j] = 0.0
     for i in range(X.shape[0]):
         s = sample_weight[i]
         row = X[i]
         for j in range(row.shape[0]):
-            v = np.float64(row[j])
-            out[j] += s * v * v
+            v = s * np.float64(row[j])
+            sums[j] += v
+            squares[j] += v * np.float64(row[j])
 
 
 @njit(cache=True, nogil=True)
@@ -424,27 +427,31 @@ def weighted_csr_column_squares(data, indices, indptr, sample_weight, out):
 
 
 @njit(cache=True, nogil=True)
-def max_weighted_row_square(X, sample_weight, extra):
-    """``max_i s_i (||X[i]||^2 + extra)`` for dense ``X``, in float64.
+def max_weighted_row_square(X, sample_weight, extra, center):
+    """``max_i s_i (||X[i] - center||^2 + extra)`` for dense ``X``, in float64
+    (``center`` of length 0: none).
 
     Four partial sums per row: a single running sum is a chain of dependent
     additions, four times slower on 200k x 100.
     """
     d = X.shape[1]
+    c = center if center.shape[0] == d else np.zeros(d)
     best = 0.0
     for i in range(X.shape[0]):
         t0, t1, t2, t3 = extra, 0.0, 0.0, 0.0
         j = 0
         while j + 4 <= d:
-            v0, v1 = np.float64(X[i, j]), np.float64(X[i, j + 1])
-            v2, v3 = np.float64(X[i, j + 2]), np.float64(X[i, j + 3])
+            v0 = np.float64(X[i, j]) - c[j]
+            v1 = np.float64(X[i, j + 1]) - c[j + 1]
+            v2 = np.float64(X[i, j + 2]) - c[j + 2]
+            v3 = np.float64(X[i, j + 3]) - c[j + 3]
             t0 += v0 * v0
             t1 += v1 * v1
             t2 += v2 * v2
             t3 += v3 * v3
             j += 4
         for q in range(j, d):
-            v = np.float64(X[i, q])
+            v = np.float64(X[i, q]) - c[q]
             t0 += v * v
         best = max(best, sample_weight[i] * ((t0 + t1) + (t2 + t3)))
     return best
@@ -758,19 +765,28 @@ def _batch_gradient_impl(data, bufs, rows, coef_t, intercept, smoothing, binary,
 @njit(cache=True, nogil=True)
 def _batch_mean_gradient(data, bufs, sample_weight, rows, params, n_coef,
                          fit_intercept, coef_t, intercept, grad_intercept, grad,
-                         smoothing, binary):
+                         smoothing, binary, center):
     """The minibatch's weighted mean loss and data gradient at ``params``.
 
     Loads ``params`` into the kernel-side ``coef_t``/``intercept``, writes the
     weighted mean gradient of the data term (no penalty) into the flat
     ``grad`` and returns ``(mean loss, weight)``; a minibatch of zero weight
     has loss and gradient 0.
+
+    With a ``center`` (length n_features; length 0: none) the parameters are
+    in centred coordinates, logits ``W (x - center) + c``: the intercept
+    loaded is ``c - W center`` and the coefficients' gradient
+    ``g_W - g_c center^T``.
     """
     n_features, n_logits = coef_t.shape
+    centred = center.shape[0] > 0
     for k in range(n_logits):
+        shift = 0.0
         for j in range(n_features):
             coef_t[j, k] = params[k * n_features + j]
-        intercept[k] = params[n_coef + k] if fit_intercept else 0.0
+            if centred:
+                shift += params[k * n_features + j] * center[j]
+        intercept[k] = params[n_coef + k] - shift if fit_intercept else 0.0
     loss = _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing, binary,
                            grad_intercept, grad)
     weight = 0.0
@@ -781,7 +797,11 @@ def _batch_mean_gradient(data, bufs, sample_weight, rows, params, n_coef,
             grad[j] /= weight
         if fit_intercept:
             for k in range(n_logits):
-                grad[n_coef + k] = grad_intercept[k] / weight
+                g = grad_intercept[k] / weight
+                grad[n_coef + k] = g
+                if centred:
+                    for j in range(n_features):
+                        grad[k * n_features + j] -= g * center[j]
         return loss / weight, weight
     _fill_zero(grad)
     return 0.0, weight
@@ -800,7 +820,8 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
                     fit_intercept, coef_t, intercept, grad_intercept, grad, l2, l1,
                     smoothing, binary, schedule, eta0, eta, alpha, power_t,
                     momentum, nesterov, beta_1, beta_2, epsilon, counts, moments,
-                    shift, threshold, average, average_from, intercept_scale):
+                    shift, threshold, average, average_from, intercept_scale,
+                    center):
     """One epoch of minibatch updates over ``order``, entirely compiled.
 
     For each minibatch: refresh the kernel-side parameters, compute the
@@ -813,7 +834,8 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
     ``counts`` holds ``[updates, samples seen, iterates averaged]`` and is
     advanced in place. The intercept's displacement in each step is scaled
     by ``intercept_scale`` (a diagonal preconditioner; the optimiser's own
-    state is kept in the unscaled step, which is linear in it).
+    state is kept in the unscaled step, which is linear in it). ``center``:
+    the parameters' centred coordinates (see ``_batch_mean_gradient``).
 
     Returns
     -------
@@ -833,7 +855,7 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
         rows = order[a:min(a + batch_size, order.shape[0])]
         loss, weight = _batch_mean_gradient(
             data, bufs, sample_weight, rows, params, n_coef, fit_intercept, coef_t,
-            intercept, grad_intercept, grad, smoothing, binary)
+            intercept, grad_intercept, grad, smoothing, binary, center)
         if l2 > 0.0:
             for j in range(n_coef):
                 loss += 0.5 * l2 * params[j] * params[j]
@@ -862,7 +884,7 @@ def minibatch_epoch(data, bufs, sample_weight, order, batch_size, params, n_coef
 @njit(cache=True, nogil=True)
 def variance_reduced_epoch(data, bufs, sample_weight, order, batch_size, params,
                            snapshot, model, snapshot_model, l2, l1, smoothing,
-                           binary, eta, intercept_scale):
+                           binary, eta, intercept_scale, center):
     """One epoch of SVRG steps (Johnson & Zhang, 2013) from ``params``.
 
     Each minibatch ``B`` moves ``params`` by ``-eta`` times
@@ -877,7 +899,7 @@ def variance_reduced_epoch(data, bufs, sample_weight, order, batch_size, params,
     two points: ``(coef_t, intercept, grad_intercept, grad)``, the last a
     flat (n_params,) float64 gradient; ``snapshot_model`` also carries
     ``mu`` (flat, float64) as its fifth entry. The two gradients of a step
-    share ``bufs``.
+    share ``bufs``. ``center``: as in :func:`minibatch_epoch`.
 
     Returns ``(loss_sum, weight_sum, diverged)`` as :func:`minibatch_epoch`
     (the losses at ``params`` before each step, data term only).
@@ -893,11 +915,11 @@ def variance_reduced_epoch(data, bufs, sample_weight, order, batch_size, params,
         rows = order[a:min(a + batch_size, order.shape[0])]
         loss, weight = _batch_mean_gradient(
             data, bufs, sample_weight, rows, params, n_coef, fit_intercept, coef_t,
-            intercept, grad_intercept, grad, smoothing, binary)
+            intercept, grad_intercept, grad, smoothing, binary, center)
         _batch_mean_gradient(
             data, bufs, sample_weight, rows, snapshot, n_coef, fit_intercept,
             snap_coef_t, snap_intercept, snap_grad_intercept, snap_grad, smoothing,
-            binary)
+            binary, center)
         if not (np.isfinite(loss) and _all_finite(grad)):
             return total, total_weight, True
         for j in range(n_coef):

@@ -32,7 +32,7 @@ from ._kernels import (
     minibatch_epoch,
     n_chunks_for,
     variance_reduced_epoch,
-    weighted_column_squares,
+    weighted_column_moments,
     weighted_csr_column_squares,
 )
 from ._math import softmax
@@ -76,11 +76,12 @@ def _top_eigenvalue(A, seed):
                       random_state=seed)[0]) ** 2
 
 
-def _max_row_square(X, w, extra):
-    """``max_i w_i (||x_i||^2 + extra)``."""
+def _max_row_square(X, w, extra, center=None):
+    """``max_i w_i (||x_i - center||^2 + extra)`` (dense X only has a centre)."""
     if sp.issparse(X):
         return max_weighted_csr_row_square(X.data, X.indptr, w, extra)
-    return max_weighted_row_square(X, w, extra)
+    return max_weighted_row_square(X, w, extra,
+                                   np.empty(0) if center is None else center)
 
 
 def _top_gram_eigenvalue(gram):
@@ -100,6 +101,10 @@ class ParameterLayout:
     data to the same weighted sums, which :meth:`finish` turns into the
     objective.
 
+    With a ``center`` (``None`` here; see :class:`SoftmaxObjective`) the
+    flat vector holds centred coordinates ``(W, c)`` of the model ``W x +
+    (c - W center)``: :meth:`model` and :meth:`init_params` convert.
+
     Parameters
     ----------
     n_features : int
@@ -109,6 +114,8 @@ class ParameterLayout:
     alpha, l1_ratio, label_smoothing : float
         As in :class:`SoftmaxObjective`.
     """
+
+    center = None
 
     def __init__(self, n_features, n_classes, *, fit_intercept=True, alpha=0.0,
                  l1_ratio=0.0, label_smoothing=0.0):
@@ -132,14 +139,39 @@ class ParameterLayout:
         return 0.25 if self.binary else 0.5
 
     def init_params(self, coef=None, intercept=None):
-        """Flat float64 parameter vector, zeros or from given coef/intercept."""
+        """Flat float64 parameter vector, zeros or from a model's coef/intercept."""
         params = np.zeros(self.n_params)
         if coef is not None:
             coef_view, intercept_view = self.unpack(params)
             coef_view[:] = coef
             if self.fit_intercept and intercept is not None:
                 intercept_view[:] = intercept
+            if self.center is not None:
+                intercept_view += coef_view @ self.center
         return params
+
+    def model(self, params):
+        """The model's ``(coef, intercept)`` (new float64 arrays) from a flat
+        parameter vector: :meth:`unpack`, the centring undone."""
+        coef, intercept = self.unpack(self.model_vector(params))
+        return coef, np.array(intercept, dtype=float)
+
+    def model_vector(self, params):
+        """A flat parameter vector in the model's own (uncentred) coordinates:
+        ``params`` itself without a centre, else a new vector."""
+        if self.center is None:
+            return params
+        model = params.copy()
+        coef, intercept = self.unpack(model)
+        intercept -= coef @ self.center
+        return model
+
+    def centre_gradient(self, gradient):
+        """Turn a gradient in the model's coordinates into the centred
+        coordinates' (in place): the chain rule through ``c - W center``."""
+        if self.center is not None:
+            coef, intercept = self.unpack(gradient)
+            coef -= np.outer(intercept, self.center)
 
     def unpack(self, params):
         """Views ``(coef, intercept)`` into a flat parameter vector.
@@ -195,7 +227,10 @@ class ParameterLayout:
     def curvature_from(self, squares, weight_sum):
         """The Hessian's diagonal at equal probabilities from the weighted
         column sums of squares ``sum_i s_i x_ij^2`` (see
-        :meth:`SoftmaxObjective.curvature_estimate`)."""
+        :meth:`SoftmaxObjective.curvature_estimate`); with a centre, of the
+        centred columns, ``sum_i s_i (x_ij - center_j)^2``."""
+        if self.center is not None:
+            squares = np.maximum(squares - weight_sum * self.center ** 2, 0.0)
         p = 0.5 if self.binary else 1.0 / self.n_classes
         c = p * (1.0 - p)
         diagonal = np.empty(self.n_params)
@@ -269,7 +304,7 @@ class ParameterLayout:
 
     def decision(self, params, X):
         """Logits (n, n_logits) of ``X`` under ``params`` in float64."""
-        coef, intercept = self.unpack(params)
+        coef, intercept = self.model(params)
         return np.asarray(X @ coef.T) + intercept
 
     def loss_gradient(self, params):
@@ -314,11 +349,21 @@ class SoftmaxObjective(ParameterLayout):
         chunk scatters into its own (n_features, n_logits) float64
         accumulator, reduced after the pass: no copy of X, slower when the
         vocabulary is large.
+    center : bool or ndarray of shape (n_features,), default=False
+        Solve in centred coordinates: the parameters ``(W, c)`` give the
+        logits ``W (x - center) + c``. With an intercept this is the same
+        model family and the same penalty (on ``W`` alone), so the same
+        optimum, but the Hessian no longer couples the intercept with a
+        common offset of the rows: on uncentred data (embeddings, raw
+        counts) the solvers take far fewer steps. True: the weighted column
+        means of dense X when there is an intercept (CSR X and fits without
+        an intercept are never centred: the centred rows are dense); an
+        array: that centre. X itself is never modified.
     """
 
     def __init__(self, X, y, sample_weight, n_classes, *, fit_intercept=True,
                  alpha=0.0, l1_ratio=0.0, label_smoothing=0.0, n_threads=1,
-                 sparse_copy=True):
+                 sparse_copy=True, center=False):
         super().__init__(X.shape[1], n_classes, fit_intercept=fit_intercept,
                          alpha=alpha, l1_ratio=l1_ratio,
                          label_smoothing=label_smoothing)
@@ -345,6 +390,20 @@ class SoftmaxObjective(ParameterLayout):
         self._all_rows = None
         # the snapshot's kernel-side buffers of variance_reduced_epoch
         self._snapshot_model = None
+        self._column_squares = None
+        if center is True:
+            center = None
+            if fit_intercept and not self.sparse and self.weight_sum > 0:
+                sums, self._column_squares = (np.empty(self.n_features),
+                                              np.empty(self.n_features))
+                weighted_column_moments(X, sample_weight, sums,
+                                        self._column_squares)
+                center = sums / self.weight_sum
+        elif center is None or center is False or not fit_intercept or self.sparse:
+            center = None
+        self.center = None if center is None else np.asarray(center, dtype=float)
+        # what the compiled epochs take: length 0 for no centre
+        self._kernel_center = np.empty(0) if self.center is None else self.center
 
     @property
     def all_rows(self):
@@ -397,7 +456,7 @@ class SoftmaxObjective(ParameterLayout):
     def _sums_into(self, params, scale, l2):
         """One fused pass; ``scale`` times the gradient sums plus ``l2`` times
         the coefficients go into ``self._grad``. Returns the loss sum."""
-        coef, intercept = self.unpack(params)
+        coef, intercept = self.unpack(self.model_vector(params))
         load_coef_t(coef, self._coef_t)
         self._intercept[:] = intercept
         if self.two_phase and self._transposed is None:
@@ -414,6 +473,7 @@ class SoftmaxObjective(ParameterLayout):
                              scale, coef, l2, grad_coef_out)
         if self.fit_intercept:
             np.multiply(grad_intercept, scale, out=grad_intercept_out)
+        self.centre_gradient(self._grad)
         return loss_sum
 
     def curvature_estimate(self):
@@ -424,17 +484,22 @@ class SoftmaxObjective(ParameterLayout):
         coefficients of feature ``j`` and ``c`` for the intercepts, with
         ``c = p (1 - p)`` (``1/4`` in the single-logit binary form). One
         pass over X. Entries of features never seen, without penalty, are 0.
+        In centred coordinates the sums of squares are of ``x_ij -
+        center_j``.
         """
         return self.curvature_from(self.column_square_sums(), self.weight_sum)
 
     def column_square_sums(self):
         """``sum_i s_i x_ij^2`` for every feature ``j`` (float64)."""
+        if self._column_squares is not None:  # made with the centre
+            return self._column_squares.copy()
         squares = np.empty(self.n_features)
         if self.sparse:
             weighted_csr_column_squares(self.X.data, self.X.indices, self.X.indptr,
                                         self.sample_weight, squares)
         else:
-            weighted_column_squares(self.X, self.sample_weight, squares)
+            weighted_column_moments(self.X, self.sample_weight,
+                                    np.empty(self.n_features), squares)
         return squares
 
     def smoothness(self, rows=None, n_sample_rows=4096, seed=0,
@@ -490,6 +555,8 @@ class SoftmaxObjective(ParameterLayout):
             rng = np.random.default_rng(seed)
             keep = np.sort(rng.choice(X.shape[0], n_sample_rows, replace=False))
             X_some, w_some = X[keep], w[keep]
+        if self.center is not None:  # the rows the parameters see
+            X_some = X_some - self.center
         root_w = np.sqrt(w_some / w_some.sum())
         d = self.n_features
         gram = None
@@ -515,7 +582,8 @@ class SoftmaxObjective(ParameterLayout):
                     _weighted_rows(X_some, root_w, np.sqrt(delta)), seed)
         else:
             top = coef_top
-        max_square = _max_row_square(X, w, delta if self.fit_intercept else 0.0)
+        max_square = _max_row_square(X, w, delta if self.fit_intercept else 0.0,
+                                     self.center)
         c = self.logit_curvature
         return c * max_square + l2, c * top + l2, delta
 
@@ -524,7 +592,7 @@ class SoftmaxObjective(ParameterLayout):
         with ``sqrt(delta)`` appended when there is an intercept (the
         per-sample part of :meth:`smoothness`, for data held in parts)."""
         return _max_row_square(self.X, self.sample_weight / weight_mean,
-                               delta if self.fit_intercept else 0.0)
+                               delta if self.fit_intercept else 0.0, self.center)
 
     def step_constants(self, params, rows, solver):
         """What ``eta0="auto"`` needs (see ``_solvers.auto_eta0``).
@@ -572,6 +640,8 @@ class SoftmaxObjective(ParameterLayout):
             squares = np.asarray(X.multiply(X).sum(axis=1), dtype=float).ravel()
             used = np.diff(X.indptr) + self.fit_intercept
         else:
+            if self.center is not None:
+                X = X - self.center
             squares = np.einsum("ij,ij->i", X, X, dtype=np.float64)
             used = np.full(len(rows), self.n_features + self.fit_intercept)
         per_sample = (residual ** 2).sum(axis=1) * (squares + self.fit_intercept)
@@ -653,7 +723,7 @@ class SoftmaxObjective(ParameterLayout):
             # the tuple picks the step rule when the epoch is compiled
             (state.velocity,) if rule.solver == "sgd" else (state.m, state.v),
             state.shift, state.threshold, state.average, rule.average,
-            rule.intercept_scale)
+            rule.intercept_scale, self._kernel_center)
         return (total / weight if weight > 0 else 0.0), diverged
 
     def _minibatch_data(self, ws):
@@ -715,7 +785,7 @@ class SoftmaxObjective(ParameterLayout):
             data, bufs, self.sample_weight, order, batch_size, params, snapshot,
             model, (*self._snapshot_model, self.data_gradient(snapshot, gradient)),
             self.l2_strength(), self.l1_strength(), self.label_smoothing,
-            self.binary, float(eta), float(intercept_scale))
+            self.binary, float(eta), float(intercept_scale), self._kernel_center)
         return (total / weight if weight > 0 else 0.0), diverged
 
     def _records(self, *flats):

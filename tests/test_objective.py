@@ -13,9 +13,10 @@ from sksoftmax._solvers import MinibatchSolver, MinibatchState
 
 
 def make(n_classes=3, fit_intercept=True, alpha=0.1, l1_ratio=0.0, smoothing=0.0,
-         sparse=False, dtype=np.float64, n=30, d=4, seed=0, sparse_copy=True):
+         sparse=False, dtype=np.float64, n=30, d=4, seed=0, sparse_copy=True,
+         center=False, offset=0.0):
     rng = np.random.RandomState(seed)
-    X = rng.randn(n, d).astype(dtype)
+    X = (rng.randn(n, d) + offset).astype(dtype)
     if sparse:
         X[rng.rand(n, d) < 0.4] = 0
         X = sp.csr_matrix(X)
@@ -23,9 +24,17 @@ def make(n_classes=3, fit_intercept=True, alpha=0.1, l1_ratio=0.0, smoothing=0.0
     sw = rng.uniform(0.5, 2.0, n)
     obj = SoftmaxObjective(X, y, sw, n_classes, fit_intercept=fit_intercept,
                            alpha=alpha, l1_ratio=l1_ratio, label_smoothing=smoothing,
-                           sparse_copy=sparse_copy)
+                           sparse_copy=sparse_copy, center=center)
     params = rng.randn(obj.n_params) * 0.5
     return obj, params
+
+
+def uncentred(obj):
+    """The same data and penalty in the model's own coordinates."""
+    return SoftmaxObjective(obj.X, obj.y, obj.sample_weight, obj.n_classes,
+                            fit_intercept=obj.fit_intercept, alpha=obj.alpha,
+                            l1_ratio=obj.l1_ratio,
+                            label_smoothing=obj.label_smoothing)
 
 
 def objective_by_formula(obj, params):
@@ -80,6 +89,55 @@ def test_csr_passes_with_and_without_the_csc_copy_agree(n_threads):
     assert loss_copy == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_centred_coordinates_are_the_same_model(n_classes):
+    # parameters (W, c) mean the model W x + (c - W mu), mu the weighted
+    # column means: the same objective value, and the gradient of the
+    # reparametrised function (finite differences), which is the chain rule
+    # of the model's gradient
+    obj, params = make(n_classes, alpha=0.3, smoothing=0.1, offset=5.0, center=True)
+    mu = np.average(obj.X, axis=0, weights=obj.sample_weight)
+    assert_allclose(obj.center, mu, rtol=1e-12)
+    plain = uncentred(obj)
+    model = obj.model_vector(params)
+    coef, intercept = obj.model(params)
+    assert_allclose(obj.unpack(model)[0], obj.unpack(params)[0])
+    assert_allclose(intercept, obj.unpack(params)[1] - coef @ mu, rtol=1e-12)
+    assert_allclose(obj.init_params(coef, intercept), params, rtol=1e-12)
+    loss, grad = obj.loss_gradient(params)
+    grad = grad.copy()
+    plain_loss, plain_grad = plain.loss_gradient(model)
+    assert loss == pytest.approx(plain_loss, rel=1e-12)
+    assert loss == pytest.approx(objective_by_formula(plain, model), rel=1e-12)
+    expected = plain_grad.copy()
+    g_coef, g_intercept = plain.unpack(expected)
+    g_coef -= np.outer(g_intercept, mu)
+    assert_allclose(grad, expected, rtol=1e-10, atol=1e-14)
+    err = check_grad(lambda p: obj.loss_gradient(p)[0],
+                     lambda p: obj.loss_gradient(p)[1].copy(), params, epsilon=1e-7)
+    assert err < 1e-5 * max(1.0, np.linalg.norm(grad))
+    assert obj.decision(params, obj.X) == pytest.approx(plain.decision(model, obj.X))
+
+
+@pytest.mark.parametrize("sparse, fit_intercept", [(True, True), (False, False)])
+def test_csr_and_no_intercept_are_never_centred(sparse, fit_intercept):
+    obj, params = make(sparse=sparse, fit_intercept=fit_intercept, center=True)
+    assert obj.center is None
+    assert obj.model_vector(params) is params
+
+
+def test_centred_curvature_estimate_is_the_hessian_diagonal_at_zero():
+    obj, _ = make(4, alpha=0.3, offset=3.0, center=True)
+    h = obj.curvature_estimate()
+    zero, eps = np.zeros(obj.n_params), 1e-5
+    for i in range(obj.n_params):
+        step = np.zeros(obj.n_params)
+        step[i] = eps
+        g_plus = obj.loss_gradient(zero + step)[1][i]
+        g_minus = obj.loss_gradient(zero - step)[1][i]
+        assert h[i] == pytest.approx((g_plus - g_minus) / (2 * eps), rel=1e-6)
+
+
 def test_float32_data_gives_the_float64_objective_to_float32_precision():
     obj64, params = make(dtype=np.float64)
     obj32 = SoftmaxObjective(obj64.X.astype(np.float32), obj64.y, obj64.sample_weight,
@@ -112,14 +170,18 @@ class Rule:
     intercept_scale = 1.0
 
 
-@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("sparse, center", [(False, False), (True, False),
+                                            (False, True)])
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_one_minibatch_step_is_a_gradient_step_on_that_batch(sparse, n_classes):
-    obj, params = make(n_classes=n_classes, alpha=0.2, sparse=sparse, smoothing=0.1)
+def test_one_minibatch_step_is_a_gradient_step_on_that_batch(sparse, n_classes,
+                                                             center):
+    obj, params = make(n_classes=n_classes, alpha=0.2, sparse=sparse, smoothing=0.1,
+                       center=center, offset=2.0 if center else 0.0)
     rows = np.array([1, 4, 9, 4], dtype=np.intp)
     X_rows = obj.X[rows]
+    # in centred coordinates: the whole data's centre, not the batch's
     sub = SoftmaxObjective(X_rows, obj.y[rows], obj.sample_weight[rows], n_classes,
-                           alpha=0.2, label_smoothing=0.1)
+                           alpha=0.2, label_smoothing=0.1, center=obj.center)
     ref_loss, ref_grad = sub.loss_gradient(params)
     expected = params - 0.1 * ref_grad
     state = MinibatchState(params.copy(), "sgd", 0.1)
@@ -426,7 +488,8 @@ def svrg_reference(obj, params, snapshot, order, batch_size, eta, intercept_scal
         rows = order[a:a + batch_size]
         sub = SoftmaxObjective(obj.X[rows], obj.y[rows], obj.sample_weight[rows],
                                obj.n_classes, fit_intercept=obj.fit_intercept,
-                               label_smoothing=obj.label_smoothing)
+                               label_smoothing=obj.label_smoothing,
+                               center=obj.center)
         g = sub.loss_gradient(params)[1].copy() - sub.loss_gradient(snapshot)[1] + full
         g[:n_coef] += obj.l2_strength() * params[:n_coef]
         params[:n_coef] -= eta * g[:n_coef]
@@ -437,12 +500,14 @@ def svrg_reference(obj, params, snapshot, order, batch_size, eta, intercept_scal
     return params
 
 
-@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("sparse, center", [(False, False), (True, False),
+                                            (False, True)])
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
-def test_variance_reduced_epoch_is_svrg(sparse, n_classes, l1_ratio):
+def test_variance_reduced_epoch_is_svrg(sparse, center, n_classes, l1_ratio):
     obj, params = make(n_classes=n_classes, alpha=0.2, l1_ratio=l1_ratio,
-                       sparse=sparse, smoothing=0.1)
+                       sparse=sparse, smoothing=0.1, center=center,
+                       offset=2.0 if center else 0.0)
     snapshot = params + np.random.RandomState(1).randn(obj.n_params) * 0.1
     order = np.random.RandomState(2).permutation(30).astype(np.intp)
     expected = svrg_reference(obj, params, snapshot, order, 7, 0.3, 0.5)
