@@ -227,7 +227,9 @@ def child(config, args):
         record.update(fitted)
         record["worker_peak_bytes"] = [sampler.peaks[p] for p in pids]
         record["client_peak_bytes"] = sampler.peaks[os.getpid()]
-        objective, _ = _dask.objective(make_estimator(), X, y, None)
+        est = make_estimator()
+        objective, _ = _dask.objective(_dask.as_features(X), y, None, alpha=est.alpha,
+                                       fit_intercept=est.fit_intercept)
         record["final_objective"] = exact_objective(objective, model)
         record["persisted"] = bool(_dask_persisted(objective))
         params = np.random.default_rng(0).standard_normal(objective.n_params) * 0.01
@@ -237,7 +239,8 @@ def child(config, args):
         tiny_X = da.from_array(np.ones((n_chunks * k, d), np.float32),
                                chunks=(k, d))
         tiny_y = da.from_array(np.tile(np.arange(k), n_chunks), chunks=k)
-        tiny, _ = _dask.objective(make_estimator(), tiny_X, tiny_y, None)
+        tiny, _ = _dask.objective(_dask.as_features(tiny_X), tiny_y, None,
+                                  alpha=est.alpha, fit_intercept=est.fit_intercept)
         record["latency_s"] = median_seconds(lambda: tiny.loss_gradient(params),
                                              5)[0]
         record["bytes_per_worker_per_pass"] = 2 * 8 * objective.n_params

@@ -38,7 +38,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._kernels import weighted_column_moments
-from ._objective import ParameterLayout, SoftmaxObjective
+from ._math import linear_predictions
+from ._objective import (
+    ParameterLayout,
+    SoftmaxObjective,
+    check_weight_per_class,
+    class_weights,
+)
+from ._solvers import solve_to_optimum
 
 # Chunk sums are added up in groups of this many per level of the tree.
 _FAN_IN = 8
@@ -137,13 +144,17 @@ def _aligned(arr, X, name):
     return da.from_array(arr, chunks=(X.chunks[0],))
 
 
-def _validate_X(estimator, X, *, reset):
-    """A float32/float64 dask array with one column chunk; sets or checks
-    ``n_features_in_`` and ``feature_names_in_`` as ``validate_data`` does."""
-    from sklearn.utils.validation import _check_feature_names, _check_n_features
-    # a dask DataFrame's names are those of its (pandas) meta
-    _check_feature_names(estimator, getattr(X, "_meta", X), reset=reset)
-    X = _as_array(X, "X", lengths=reset)
+def feature_names_source(X):
+    """What carries a dask collection's column names (a DataFrame's pandas
+    meta), for sklearn's feature-name checks."""
+    return getattr(X, "_meta", X)
+
+
+def as_features(X, *, lengths=True):
+    """X as a float32/float64 dask array with one column chunk (the caller
+    checks ``n_features_in_`` and feature names on it, as ``validate_data``
+    does). ``lengths``: compute unknown row-chunk lengths (a DataFrame's)."""
+    X = _as_array(X, "X", lengths=lengths)
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2D dask array, got {X.ndim}D array instead. Reshape your "
@@ -156,18 +167,19 @@ def _validate_X(estimator, X, *, reset):
     if X.shape[1] == 0:
         raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 "
                          "is required.")
-    _check_n_features(estimator, X, reset=reset)
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})
     return X
 
 
-def objective(estimator, X, y, sample_weight):
+def objective(X, y, sample_weight, *, class_weight=None, fit_intercept=True,
+              alpha=0.0, l1_ratio=0.0, label_smoothing=0.0):
     """Validate dask input and set up a :class:`DaskObjective` for it.
 
-    Nothing of X is computed in this process: one pass over the chunks, on
-    the workers, returns per chunk whether it is finite and its weight per
-    class.
+    ``X`` comes from :func:`as_features`; ``class_weight`` and the rest are
+    the estimator's parameters of those names. Nothing of X is computed in
+    this process: one pass over the chunks, on the workers, returns per
+    chunk whether it is finite, its weight per class and its column sums.
 
     Returns
     -------
@@ -175,11 +187,6 @@ def objective(estimator, X, y, sample_weight):
     classes : ndarray
     """
     dask, da = _dask()
-    if not is_dask_collection(X):
-        raise TypeError(
-            f"y is a dask collection but X is a {type(X).__name__}: pass X as a "
-            "dask array too (e.g. dask.array.from_array(X, chunks=...)).")
-    X = _validate_X(estimator, X, reset=True)
     _check_row_chunks(X, "X")
     if X.shape[0] == 0:
         raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a "
@@ -211,24 +218,23 @@ def objective(estimator, X, y, sample_weight):
         if negative_w:
             raise ValueError("Negative values in data passed to `sample_weight`")
     weight_per_class = np.sum([s[3] for s in summaries], axis=0)
-    class_weight = estimator._class_weight_vector(classes, classes, weight_per_class)
+    class_weight = class_weights(class_weight, classes, classes, weight_per_class)
     if class_weight is not None:
         weights = da.map_blocks(_times_class_weight, weights, codes, class_weight,
                                 dtype=np.float64)
         weight_per_class = weight_per_class * class_weight
-    estimator._check_weight_per_class(weight_per_class)
+    check_weight_per_class(weight_per_class)
     if _persist_fits(X.nbytes + 16 * X.shape[0]):
         X, codes, weights = dask.persist(X, codes, weights)
         if _client() is not None:
             from distributed import futures_of, wait
             wait(futures_of([X, codes, weights]))  # loaded before the solver times
     layout = ParameterLayout(
-        X.shape[1], len(classes), fit_intercept=estimator.fit_intercept,
-        alpha=estimator.alpha, l1_ratio=estimator.l1_ratio,
-        label_smoothing=estimator.label_smoothing)
+        X.shape[1], len(classes), fit_intercept=fit_intercept, alpha=alpha,
+        l1_ratio=l1_ratio, label_smoothing=label_smoothing)
     weight_sum = float(weight_per_class.sum())
     center = None
-    if estimator.fit_intercept and summaries[0][4] is not None and weight_sum > 0:
+    if fit_intercept and summaries[0][4] is not None and weight_sum > 0:
         # solved in centred coordinates, as in memory; a class weight
         # reweights the rows, so their mean is taken again
         if class_weight is None:
@@ -660,68 +666,64 @@ class DaskObjective(ParameterLayout):
 
 
 # ----------------------------------------------------------- minibatch driver
-def fit_minibatch(estimator, objective, params):
-    """``fit`` for ``solver="sgd"``/``"adam"`` on a :class:`DaskObjective`:
-    :meth:`~sksoftmax._solvers.MinibatchSolver.solve` as in memory, its
+def fit_minibatch(objective, params, settings, random_state):
+    """sgd/adam's ``fit`` (without early stopping) on a :class:`DaskObjective`:
+    :func:`~sksoftmax._solvers.solve_to_optimum` as in memory, its
     stochastic and SVRG epochs each a round of local epochs and averaging,
     its snapshots and full-batch finish passes over the chunks. The step
     constants come from a fixed sample of up to 16384 rows kept on a worker
     (the per-sample bound from every chunk).
 
-    Returns the fitted attributes, as the estimator's ``_fit_minibatch``.
+    ``settings`` is a :class:`~sksoftmax._solvers.MinibatchSettings`,
+    ``random_state`` the estimator's. Returns ``(state, rng, n_epochs,
+    n_full, loss_curve, converged)``; raises
+    :class:`~sksoftmax._solvers.DivergenceError`.
     """
     from sklearn.utils import check_random_state
 
-    if estimator.early_stopping:
-        raise ValueError(
-            "early_stopping=True is not supported for dask input: hold out a "
-            "validation set (e.g. dask_ml.model_selection.train_test_split) and "
-            "score it, or fit with early_stopping=False.")
-    rng = check_random_state(estimator.random_state)
+    rng = check_random_state(random_state)
     groups = objective.make_groups()
     objective.shuffle_seed = (int(rng.randint(np.iinfo(np.int32).max))
-                              if estimator.shuffle else None)
+                              if settings.shuffle else None)
     sample = objective.sample(_SAMPLE_ROWS, int(rng.randint(np.iinfo(np.int32).max)))
     n_rows = objective.n_samples
-    batch_size = estimator._batch_size(n_rows)
-    smoothness = (objective.step_constants(params, sample, estimator.solver)
-                  if estimator.eta0 == "auto" else None)
+    batch_size = settings.batch_size_for(n_rows)
+    smoothness = (objective.step_constants(params, sample, settings.solver)
+                  if settings.eta0 == "auto" else None)
     # each group's epoch samples its minibatches from its own rows
     group_rows = min(n_rows, max(sum(int(objective.X.chunks[0][c]) for c in g)
                                  for g in groups))
-    solver = estimator._minibatch_solver(smoothness, batch_size, group_rows)
+    solver = settings.rule(smoothness, batch_size, group_rows)
     state = solver.init_state(params)
     state.smoothness = smoothness
     # SVRG's step: the constants in the metric that scales the intercept
     max_smoothness, mean_smoothness, _, delta = objective.step_constants(
         params, sample, "sgd")
-    return estimator._solve_minibatch(
-        objective, solver, state, (max_smoothness, mean_smoothness, delta),
-        batch_size, rng, np.arange(len(groups)), group_rows)
+    result = solve_to_optimum(
+        objective, settings, solver, state, (max_smoothness, mean_smoothness, delta),
+        batch_size=batch_size, rng=rng, rows=np.arange(len(groups)),
+        n_rows=group_rows)
+    return (state, rng, *result)
 
 
 # ---------------------------------------------------------------- prediction
-def predict(estimator, method, X):
-    """``estimator.<method>(X)`` for a dask array or DataFrame: a dask array,
-    one chunk of output per row chunk of X, computed where the chunk is."""
-    X = _validate_X(estimator, X, reset=False)
-    # what a chunk needs of the model: not the optimiser's state
-    light = estimator.__class__.__new__(estimator.__class__)
-    light.__dict__.update({k: v for k, v in vars(estimator).items()
-                           if k in ("coef_", "intercept_", "classes_")})
-    dtype = np.result_type(X.dtype, estimator.coef_.dtype)
-    n_classes = len(estimator.classes_)
+def predict(method, X, coef, intercept, classes):
+    """A linear model's ``method`` output for X from :func:`as_features`: a
+    dask array, one chunk of output per row chunk of X, computed where the
+    chunk is."""
+    dtype = np.result_type(X.dtype, coef.dtype)
+    model = (coef, intercept, classes)  # one constant argument of every chunk
     if method == "predict":
-        return X.map_blocks(_predict_chunk, light, method, drop_axis=1,
-                            dtype=estimator.classes_.dtype)
-    if method == "decision_function" and n_classes == 2:
-        return X.map_blocks(_predict_chunk, light, method, drop_axis=1, dtype=dtype)
-    return X.map_blocks(_predict_chunk, light, method, dtype=dtype,
-                        chunks=(X.chunks[0], (n_classes,)))
+        return X.map_blocks(_predict_chunk, method, model, drop_axis=1,
+                            dtype=classes.dtype)
+    if method == "decision_function" and len(classes) == 2:
+        return X.map_blocks(_predict_chunk, method, model, drop_axis=1, dtype=dtype)
+    return X.map_blocks(_predict_chunk, method, model, dtype=dtype,
+                        chunks=(X.chunks[0], (len(classes),)))
 
 
-def _predict_chunk(X, estimator, method):
+def _predict_chunk(X, method, model):
     from sklearn.utils.validation import check_array
     X = check_array(_chunk(X), accept_sparse="csr", dtype=[np.float64, np.float32],
                     ensure_min_samples=0)
-    return estimator._predict_validated(method, X)
+    return linear_predictions(method, X, *model)

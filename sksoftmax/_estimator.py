@@ -9,30 +9,36 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     check_classification_targets,
 )
 from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
     _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
 
 from . import _cuda, _dask
-from ._math import log_softmax, softmax
-from ._objective import SoftmaxObjective, some_rows
+from ._math import linear_predictions
+from ._objective import (
+    SoftmaxObjective,
+    check_weight_per_class,
+    class_weights,
+    some_rows,
+)
 from ._parallel import effective_n_threads
 from ._solvers import (
     DivergenceError,
-    MinibatchSolver,
-    auto_eta0,
+    MinibatchSettings,
     lbfgs,
-    variance_reduced_step,
+    resolve_tol,
+    solve_to_optimum,
 )
 from ._steps import SCHEDULES
 
@@ -397,37 +403,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             sample_weight * class_weight[y_codes]
 
     def _class_weight_vector(self, classes, y, sample_weight):
-        """Weight of each class (None without ``class_weight``).
-
-        ``y`` and ``sample_weight`` only matter for ``"balanced"``: they may
-        be the classes themselves, weighted by each class's total weight.
-        """
-        if self.class_weight is None:
-            return None
-        # "balanced" counts each sample by its weight, as LogisticRegression
-        # does: weighting a sample by k stays the same as repeating it k times
-        class_weight = compute_class_weight(
-            self.class_weight, classes=classes, y=y,
-            sample_weight=sample_weight if self.class_weight == "balanced" else None,
-        )
-        bad = ~np.isfinite(class_weight) | (class_weight < 0)
-        if np.any(bad):
-            given = dict(zip(classes[bad].tolist(), class_weight[bad].tolist(),
-                             strict=True))
-            raise ValueError(
-                "class_weight must give every class a finite, non-negative weight; "
-                f"got {given}."
-            )
-        return class_weight
-
-    @staticmethod
-    def _check_weight_per_class(weight_per_class):
-        if np.count_nonzero(weight_per_class) < 2:
-            raise ValueError(
-                "The sample weights (times class weights) leave positive "
-                f"weight on fewer than 2 classes (weight per class: "
-                f"{weight_per_class}); fitting needs samples of at least 2 classes."
-            )
+        return class_weights(self.class_weight, classes, y, sample_weight)
 
     def _objective(self, X, y_codes, sample_weight, classes, n_threads=1,
                    center=False):
@@ -443,52 +419,20 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             n_threads=n_threads, sparse_copy=self.sparse_copy, center=center,
         )
 
-    def _minibatch_solver(self, smoothness, batch_size, n_rows):
-        eta0, intercept_scale = self._eta0(smoothness, batch_size, n_rows)
-        return MinibatchSolver(
-            self.solver, learning_rate=self.learning_rate, eta0=eta0,
-            power_t=self.power_t, alpha=self.alpha, momentum=self.momentum,
-            nesterovs_momentum=self.nesterovs_momentum, beta_1=self.beta_1,
-            beta_2=self.beta_2, epsilon=self.epsilon,
-            # a mean of sparse iterates is not sparse: no averaging with L1
-            average=int(self.average) if self.l1_ratio == 0 else 0,
-            intercept_scale=intercept_scale,
-        )
-
-    def _eta0(self, smoothness, batch_size, n_rows):
-        """``(eta0, intercept_scale)``: the given rate and 1, or what
-        ``eta0="auto"`` derives from the data."""
-        if self.eta0 != "auto":
-            return float(self.eta0), 1.0
-        max_smoothness, mean_smoothness, scale, intercept_scale = smoothness
-        eta0 = auto_eta0(self.solver, max_smoothness, mean_smoothness,
-                         batch_size=batch_size, n_samples=n_rows,
-                         momentum=self.momentum,
-                         nesterov=self.nesterovs_momentum, scale=scale)
-        if not (np.isfinite(eta0) and eta0 > 0):
-            raise self._divergence_error("eta0='auto' (the data's smoothness "
-                                         "constant is not finite)")
-        return eta0, intercept_scale
+    def _settings(self):
+        """The minibatch solvers' settings: this estimator's parameters as
+        plain values."""
+        return MinibatchSettings.from_params(self.get_params(deep=False),
+                                             effective_n_threads(self.n_jobs))
 
     def _tol(self):
-        if self.tol != "auto":
-            return float(self.tol)
-        # lbfgs: the gradient's largest entry, as LogisticRegression; sgd/adam:
-        # a relative change of the objective, about where LogisticRegression's
-        # default fits stop short of the optimum
-        return 1e-3 if self.solver in _STOCHASTIC and self.early_stopping else 1e-4
+        return resolve_tol(self.tol, self.solver, self.early_stopping)
 
-    def _batch_size(self, n_samples, chunk=False):
-        """Rows per update: ``"auto"`` is ``min(200, ceil(n / 10))``, at least
-        10 updates per epoch, so that small sets learn in few epochs; a
-        ``partial_fit`` chunk always gets at least ``min(10, n)`` updates,
-        whatever ``batch_size`` is (a stream's chunks can be small)."""
-        at_least_ten = max(1, -(-n_samples // 10))
-        if self.batch_size == "auto":
-            return min(200, at_least_ten)
-        if chunk:
-            return min(self.batch_size, at_least_ten)
-        return min(self.batch_size, n_samples)
+    def _rule(self, settings, smoothness, batch_size, n_rows):
+        try:
+            return settings.rule(smoothness, batch_size, n_rows)
+        except DivergenceError as exc:
+            raise self._divergence_error(str(exc)) from None
 
     def _fitted_params(self, objective, params):
         """``coef_`` and ``intercept_`` in X's dtype; non-finite ones are an error."""
@@ -562,7 +506,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         with _restored_on_error(self):
             self._check_solver_params()
             if _dask.is_dask_collection(X) or _dask.is_dask_collection(y):
-                objective, classes = _dask.objective(self, X, y, sample_weight)
+                objective, classes = self._dask_objective(X, y, sample_weight)
             else:
                 objective, classes = self._in_memory_objective(X, y, sample_weight)
             # warm start only from a model of the same classes and features
@@ -575,7 +519,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 if self.solver == "lbfgs":
                     fitted = self._fit_lbfgs(objective, params)
                 elif isinstance(objective, _dask.DaskObjective):
-                    fitted = _dask.fit_minibatch(self, objective, params)
+                    fitted = self._fit_dask_minibatch(objective, params)
                 else:
                     fitted = self._fit_minibatch(objective, params)
             # only now, with the solver done, does the model change
@@ -583,6 +527,39 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             for name, value in fitted.items():
                 setattr(self, name, value)
         return self
+
+    def _dask_features(self, X, reset):
+        """A dask collection as the dask backend takes it, with the checks of
+        ``validate_data`` (``n_features_in_``, ``feature_names_in_``)."""
+        _check_feature_names(self, _dask.feature_names_source(X), reset=reset)
+        X = _dask.as_features(X, lengths=reset)
+        _check_n_features(self, X, reset=reset)
+        return X
+
+    def _dask_objective(self, X, y, sample_weight):
+        """Validate dask input; ``(objective, classes)``."""
+        if not _dask.is_dask_collection(X):
+            raise TypeError(
+                f"y is a dask collection but X is a {type(X).__name__}: pass X as "
+                "a dask array too (e.g. dask.array.from_array(X, chunks=...)).")
+        return _dask.objective(
+            self._dask_features(X, reset=True), y, sample_weight,
+            class_weight=self.class_weight, fit_intercept=self.fit_intercept,
+            alpha=self.alpha, l1_ratio=self.l1_ratio,
+            label_smoothing=self.label_smoothing)
+
+    def _fit_dask_minibatch(self, objective, params):
+        if self.early_stopping:
+            raise ValueError(
+                "early_stopping=True is not supported for dask input: hold out a "
+                "validation set (e.g. dask_ml.model_selection.train_test_split) "
+                "and score it, or fit with early_stopping=False.")
+        try:
+            state, rng, *result = _dask.fit_minibatch(
+                objective, params, self._settings(), self.random_state)
+        except DivergenceError as exc:
+            raise self._divergence_error(str(exc)) from None
+        return self._minibatch_fitted(objective, state, rng, *result)
 
     def _in_memory_objective(self, X, y, sample_weight):
         """Validate in-memory data; ``(objective, classes)``."""
@@ -595,8 +572,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             )
         y_codes = y_codes.astype(np.intp, copy=False)
         sample_weight = self._sample_weight(X, y_codes, sample_weight, classes)
-        self._check_weight_per_class(np.bincount(y_codes, weights=sample_weight,
-                                                 minlength=len(classes)))
+        check_weight_per_class(np.bincount(y_codes, weights=sample_weight,
+                                           minlength=len(classes)))
         # minibatch steps run serially; full passes (lbfgs's, and the
         # minibatch solvers' snapshots and finish) on every thread
         # solved in centred coordinates (dense X): the same optimum, fewer steps
@@ -652,27 +629,30 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 return self._accuracy(objective, p, X_val, y_val, w_val)
 
         n_rows = train_rows.shape[0]
-        batch_size = self._batch_size(n_rows)
-        # all rows as None: X[rows] would copy X; without early stopping the
-        # variance-reduced epochs take their step from these constants
-        smoothness = (objective.step_constants(
-            params, train_rows if self.early_stopping else None, self.solver)
-                      if self.eta0 == "auto" or not self.early_stopping else None)
-        solver = self._minibatch_solver(smoothness, batch_size, n_rows)
-        state = solver.init_state(params)
-        state.smoothness = smoothness
-        if not self.early_stopping:
-            # sgd's constants are SVRG's; adam's lack the intercept's scaling
-            constants = (smoothness[:2] + smoothness[3:] if self.solver == "sgd"
-                         else objective.smoothness())
-            return self._solve_minibatch(objective, solver, state, constants,
-                                         batch_size, rng, train_rows, n_rows)
+        settings = self._settings()
+        batch_size = settings.batch_size_for(n_rows)
         try:
+            # all rows as None: X[rows] would copy X; without early stopping
+            # the variance-reduced epochs take their step from these constants
+            smoothness = (objective.step_constants(
+                params, train_rows if self.early_stopping else None, self.solver)
+                          if self.eta0 == "auto" or not self.early_stopping else None)
+            solver = settings.rule(smoothness, batch_size, n_rows)
+            state = solver.init_state(params)
+            state.smoothness = smoothness
+            if not self.early_stopping:
+                # sgd's constants are SVRG's; adam's lack the intercept's scaling
+                constants = (smoothness[:2] + smoothness[3:] if self.solver == "sgd"
+                             else objective.smoothness())
+                result = solve_to_optimum(
+                    objective, settings, solver, state, constants,
+                    batch_size=batch_size, rng=rng, rows=train_rows, n_rows=n_rows)
+                return self._minibatch_fitted(objective, state, rng, *result)
             n_epochs, loss_curve, scores, converged = solver.fit(
                 state, objective.minibatch_epoch, train_rows,
                 batch_size=batch_size,
                 rng=rng, shuffle=self.shuffle,
-                max_iter=self.max_iter, tol=self._tol(),
+                max_iter=self.max_iter, tol=settings.tol,
                 n_iter_no_change=self.n_iter_no_change,
                 validation_score=validation_score,
                 model_loss=self._model_loss(objective, train_rows),
@@ -688,39 +668,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "validation_scores_": scores, "best_validation_score_": max(scores),
                 "_minibatch_state": state, "_rng": rng}
 
-    def _solve_minibatch(self, objective, solver, state, constants, batch_size, rng,
-                         rows, n_rows):
-        """sgd/adam without early stopping: to the optimum (``MinibatchSolver.solve``).
-
-        ``constants`` are ``(max_smoothness, mean_smoothness, intercept_scale)``
-        of the SVRG step, ``rows`` what an epoch visits (rows, or the dask
-        driver's groups of chunks) and ``n_rows`` the rows an epoch's steps
-        sample from.
-        """
-        max_smoothness, mean_smoothness, intercept_scale = constants
-        tol = self._tol()
-        finish = None
-        if not objective.l1_strength():
-            def finish(params, max_iter):
-                return lbfgs(objective.loss_gradient, params, max_iter=max_iter,
-                             tol=tol, verbose=self.verbose,
-                             n_threads=effective_n_threads(self.n_jobs),
-                             curvature=objective.curvature_estimate)
-        try:
-            n_epochs, n_full, loss_curve, converged = solver.solve(
-                state, objective.minibatch_epoch, rows,
-                evaluate=objective.evaluate,
-                variance_reduced_epoch=(objective.variance_reduced_epoch
-                                        if objective.variance_reduction else None),
-                step=variance_reduced_step(max_smoothness, mean_smoothness,
-                                           batch_size=batch_size, n_samples=n_rows),
-                intercept_scale=intercept_scale, finish=finish,
-                initial_value=(None if np.any(state.model)
-                               else objective.zero_objective()),
-                batch_size=batch_size, rng=rng, shuffle=self.shuffle,
-                max_iter=self.max_iter, tol=tol, verbose=self.verbose)
-        except DivergenceError as exc:
-            raise self._divergence_error(str(exc)) from None
+    def _minibatch_fitted(self, objective, state, rng, n_epochs, n_full, loss_curve,
+                          converged):
+        """The fitted attributes after :func:`solve_to_optimum` (in memory or
+        on dask)."""
         fitted = self._fitted_params(objective, state.model)
         if not converged:
             self._warn_max_epochs()
@@ -834,7 +785,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
         # minibatch kernels run serially: no threads to start
         objective = self._objective(X, y_codes, sample_weight, self.classes_)
-        batch_size = self._batch_size(X.shape[0], chunk=True)
+        settings = self._settings()
+        batch_size = settings.batch_size_for(X.shape[0], chunk=True)
         state = getattr(self, "_minibatch_state", None)
         if first_call or state is None or state.solver != self.solver:
             params = (objective.init_params() if first_call
@@ -842,7 +794,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             # eta0="auto" takes its constants from the first chunk
             smoothness = (objective.step_constants(params, None, self.solver)
                           if self.eta0 == "auto" else None)
-            solver = self._minibatch_solver(smoothness, batch_size, X.shape[0])
+            solver = self._rule(settings, smoothness, batch_size, X.shape[0])
             state = solver.init_state(params)
             state.smoothness = smoothness
             n_iter, t, loss_curve = 0, 0, []
@@ -861,8 +813,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 # a numeric eta0 before: the constants from this chunk
                 state.smoothness = objective.step_constants(state.params, None,
                                                             self.solver)
-            solver = self._minibatch_solver(state.smoothness, batch_size,
-                                            X.shape[0])
+            solver = self._rule(settings, state.smoothness, batch_size, X.shape[0])
             n_iter, t, loss_curve = self.n_iter_, self.t_, self.loss_curve_
             rng = self._rng
         start = time.perf_counter()
@@ -991,24 +942,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     def _predictions(self, method, X):
         check_is_fitted(self)
+        model = (self.coef_, self.intercept_, self.classes_)
         if _dask.is_dask_collection(X):
-            return _dask.predict(self, method, X)
+            return _dask.predict(method, self._dask_features(X, reset=False), *model)
         X = validate_data(self, X, reset=False, accept_sparse="csr",
                           dtype=[np.float64, np.float32], accept_large_sparse=True)
-        return self._predict_validated(method, X)
-
-    def _predict_validated(self, method, X):
-        """``method``'s output for validated ``X`` (also a dask chunk's)."""
-        scores = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
-        if method == "decision_function":
-            return scores.ravel() if scores.shape[1] == 1 else scores
-        if scores.shape[1] == 1:  # the zero logit of class 0
-            scores = np.column_stack([np.zeros_like(scores), scores])
-        if method == "predict":
-            return self.classes_[np.argmax(scores, axis=1)]
-        if method == "predict_proba":
-            return softmax(scores, axis=1)
-        return log_softmax(scores, axis=1)
+        return linear_predictions(method, X, *model)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -330,3 +330,23 @@ def softmax_cross_entropy(Y, Z, *, temperature=1.0, reduction="mean"):
             loss = loss[0]
     loss = dtype.type(loss) if np.ndim(loss) == 0 else loss.astype(dtype)
     return loss, dZ
+
+
+def linear_predictions(method, X, coef, intercept, classes):
+    """A linear softmax model's ``method`` output for validated ``X``.
+
+    ``method`` is ``"decision_function"`` (one logit per class, or the
+    positive class's alone with a single row of ``coef``), ``"predict"``,
+    ``"predict_proba"`` or ``"predict_log_proba"``. ``X`` is a float array or
+    a scipy sparse matrix; the estimator and the dask chunks share this.
+    """
+    scores = np.asarray(X @ coef.T) + intercept
+    if method == "decision_function":
+        return scores.ravel() if scores.shape[1] == 1 else scores
+    if scores.shape[1] == 1:  # the zero logit of class 0
+        scores = np.column_stack([np.zeros_like(scores), scores])
+    if method == "predict":
+        return classes[np.argmax(scores, axis=1)]
+    if method == "predict_proba":
+        return softmax(scores, axis=1)
+    return log_softmax(scores, axis=1)

@@ -18,6 +18,7 @@ import contextlib
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
+from sklearn.utils import compute_class_weight
 
 from ._kernels import (
     TransposedCSR,
@@ -38,6 +39,37 @@ from ._kernels import (
 from ._math import softmax
 from ._parallel import chunk_map, serial_map
 from ._steps import SCHEDULES
+
+
+def class_weights(class_weight, classes, y, sample_weight):
+    """Weight of each class (None without ``class_weight``), as
+    :class:`~sklearn.linear_model.LogisticRegression` takes ``class_weight``.
+
+    ``y`` and ``sample_weight`` only matter for ``"balanced"``, which counts
+    each sample by its weight (weighting a sample by k stays the same as
+    repeating it k times): they may be the classes themselves, weighted by
+    each class's total weight.
+    """
+    if class_weight is None:
+        return None
+    weights = compute_class_weight(
+        class_weight, classes=classes, y=y,
+        sample_weight=sample_weight if class_weight == "balanced" else None)
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if np.any(bad):
+        given = dict(zip(classes[bad].tolist(), weights[bad].tolist(), strict=True))
+        raise ValueError("class_weight must give every class a finite, "
+                         f"non-negative weight; got {given}.")
+    return weights
+
+
+def check_weight_per_class(weight_per_class):
+    """Fitting needs positive weight on at least two classes."""
+    if np.count_nonzero(weight_per_class) < 2:
+        raise ValueError(
+            "The sample weights (times class weights) leave positive weight on "
+            f"fewer than 2 classes (weight per class: {weight_per_class}); "
+            "fitting needs samples of at least 2 classes.")
 
 
 def some_rows(rows, n):

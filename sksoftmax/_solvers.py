@@ -8,6 +8,7 @@ They know nothing of the data format and nothing of scikit-learn.
 """
 
 import copy
+import dataclasses
 import time
 
 import numpy as np
@@ -245,6 +246,129 @@ def variance_reduced_step(max_smoothness, mean_smoothness, *, batch_size,
     return VARIANCE_REDUCED_STEP * auto_eta0(
         "sgd", max_smoothness, mean_smoothness, batch_size=batch_size,
         n_samples=n_samples, momentum=0.0)
+
+
+def resolve_tol(tol, solver, early_stopping):
+    """``tol`` as a number: ``"auto"`` is 1e-4 (the gradient's largest entry,
+    as LogisticRegression's), 1e-3 for sgd/adam with early stopping (a rise
+    of the validation accuracy)."""
+    if tol != "auto":
+        return float(tol)
+    return 1e-3 if solver in ("sgd", "adam") and early_stopping else 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class MinibatchSettings:
+    """What the minibatch solvers take from an estimator's parameters, as
+    plain values (the estimator, the dask driver and the GPU share them).
+
+    Build with :meth:`from_params` from ``get_params()``; the fields are the
+    estimator parameters of the same names, ``tol`` resolved to a number
+    (:func:`resolve_tol`) and ``n_threads`` the threads of full passes.
+    """
+
+    solver: str
+    learning_rate: str
+    eta0: object  # a float or "auto"
+    power_t: float
+    alpha: float
+    l1_ratio: float
+    momentum: float
+    nesterovs_momentum: bool
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    average: object  # bool or int
+    batch_size: object  # int or "auto"
+    tol: float
+    max_iter: int
+    shuffle: bool
+    early_stopping: bool
+    verbose: int
+    n_threads: int = 1
+
+    @classmethod
+    def from_params(cls, params, n_threads=1):
+        """From an estimator's ``get_params()`` (extra keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"tol", "n_threads"}
+        values = {name: params[name] for name in names}
+        return cls(**values, n_threads=int(n_threads),
+                   tol=resolve_tol(params["tol"], params["solver"],
+                                   params["early_stopping"]))
+
+    def batch_size_for(self, n_samples, chunk=False):
+        """Rows per update: ``"auto"`` is ``min(200, ceil(n / 10))``, at least
+        10 updates per epoch, so that small sets learn in few epochs; a
+        ``partial_fit`` chunk (``chunk=True``) always gets at least ``min(10,
+        n)`` updates, whatever ``batch_size`` is (a stream's chunks can be
+        small)."""
+        at_least_ten = max(1, -(-n_samples // 10))
+        if self.batch_size == "auto":
+            return min(200, at_least_ten)
+        if chunk:
+            return min(self.batch_size, at_least_ten)
+        return min(self.batch_size, n_samples)
+
+    def rate(self, smoothness, batch_size, n_rows):
+        """``(eta0, intercept_scale)``: the given rate and 1, or what
+        ``eta0="auto"`` derives from ``smoothness`` (the objective's
+        ``step_constants``); raises :class:`DivergenceError` when those are
+        not finite."""
+        if self.eta0 != "auto":
+            return float(self.eta0), 1.0
+        max_smoothness, mean_smoothness, scale, intercept_scale = smoothness
+        eta0 = auto_eta0(self.solver, max_smoothness, mean_smoothness,
+                         batch_size=batch_size, n_samples=n_rows,
+                         momentum=self.momentum, nesterov=self.nesterovs_momentum,
+                         scale=scale)
+        if not (np.isfinite(eta0) and eta0 > 0):
+            raise DivergenceError("eta0='auto' (the data's smoothness constant is "
+                                  "not finite)")
+        return eta0, intercept_scale
+
+    def rule(self, smoothness, batch_size, n_rows):
+        """The :class:`MinibatchSolver` of these settings on ``n_rows`` rows."""
+        eta0, intercept_scale = self.rate(smoothness, batch_size, n_rows)
+        return MinibatchSolver(
+            self.solver, learning_rate=self.learning_rate, eta0=eta0,
+            power_t=self.power_t, alpha=self.alpha, momentum=self.momentum,
+            nesterovs_momentum=self.nesterovs_momentum, beta_1=self.beta_1,
+            beta_2=self.beta_2, epsilon=self.epsilon,
+            # a mean of sparse iterates is not sparse: no averaging with L1
+            average=int(self.average) if self.l1_ratio == 0 else 0,
+            intercept_scale=intercept_scale)
+
+
+def solve_to_optimum(objective, settings, solver, state, constants, *, batch_size,
+                     rng, rows, n_rows):
+    """sgd/adam's ``fit`` without early stopping: :meth:`MinibatchSolver.solve`
+    on ``objective`` (in memory, on dask or on the GPU), finished full batch
+    by :func:`lbfgs` (preconditioned) where there is no L1 part.
+
+    ``constants`` are ``(max_smoothness, mean_smoothness, intercept_scale)``
+    of the SVRG step, ``rows`` what an epoch visits (rows, or the dask
+    driver's groups of chunks) and ``n_rows`` the rows an epoch's steps
+    sample from. Returns ``(n_epochs, n_full, loss_curve, converged)``;
+    ``state`` ends at the model. Raises :class:`DivergenceError`.
+    """
+    max_smoothness, mean_smoothness, intercept_scale = constants
+    finish = None
+    if not objective.l1_strength():
+        def finish(params, max_iter):
+            return lbfgs(objective.loss_gradient, params, max_iter=max_iter,
+                         tol=settings.tol, verbose=settings.verbose,
+                         n_threads=settings.n_threads,
+                         curvature=objective.curvature_estimate)
+    return solver.solve(
+        state, objective.minibatch_epoch, rows, evaluate=objective.evaluate,
+        variance_reduced_epoch=(objective.variance_reduced_epoch
+                                if objective.variance_reduction else None),
+        step=variance_reduced_step(max_smoothness, mean_smoothness,
+                                   batch_size=batch_size, n_samples=n_rows),
+        intercept_scale=intercept_scale, finish=finish,
+        initial_value=(None if np.any(state.model) else objective.zero_objective()),
+        batch_size=batch_size, rng=rng, shuffle=settings.shuffle,
+        max_iter=settings.max_iter, tol=settings.tol, verbose=settings.verbose)
 
 
 class MinibatchState:

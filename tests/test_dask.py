@@ -128,8 +128,8 @@ def test_minibatch_solvers_average_local_epochs(client, digits, solver):
 def test_minibatch_groups_follow_the_workers(client, digits):
     X, y = digits
     X_dask, y_dask = chunked(X, y, 300)
-    clf = SoftmaxRegressionClassifier(solver="sgd")
-    objective, _ = dask_module.objective(clf, X_dask, y_dask, None)
+    objective, _ = dask_module.objective(dask_module.as_features(X_dask), y_dask,
+                                         None)
     groups = objective.make_groups()
     assert sorted(c for g in groups for c in g) == list(range(6))
     holders = client.who_has(distributed.futures_of(objective.X))

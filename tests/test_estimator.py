@@ -329,7 +329,8 @@ def test_auto_learning_rate_follows_the_data_scale():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(X * factor, y)
-        rates.append(clf._eta0(clf._minibatch_state.smoothness, 15, len(y))[0])
+        settings = solvers_module.MinibatchSettings.from_params(clf.get_params())
+        rates.append(settings.rate(clf._minibatch_state.smoothness, 15, len(y))[0])
     assert rates[1] == pytest.approx(rates[0] / 100, rel=0.05)
 
 
