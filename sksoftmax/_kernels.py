@@ -174,9 +174,11 @@ def _contiguous_rows_impl(X, start, stop, buf):
 
 
 @njit(cache=True, nogil=True)
-def _dense_block(X_blk, y_blk, w_blk, coef_t, intercept, smoothing, binary,
-                 Z_buf, G_buf, row_buf, exponent_buf, grad_coef, grad_intercept):
-    """One block: logits by BLAS, softmax over the block in cache, gradient by BLAS."""
+def _block_residuals(X_blk, y_blk, w_blk, coef_t, intercept, smoothing, binary,
+                     Z_buf, row_buf, exponent_buf):
+    """The block's weighted residuals ``s (p - t)`` into ``Z_buf[:m]`` (logits
+    by BLAS, softmax over the block in cache); returns its weighted loss.
+    Rows of weight 0 get residuals 0."""
     m = X_blk.shape[0]
     n_logits = coef_t.shape[1]
     Z = Z_buf[:m]
@@ -199,12 +201,50 @@ def _dense_block(X_blk, y_blk, w_blk, coef_t, intercept, smoothing, binary,
                 z[k] = 0.0
             continue
         loss += s * _finish_row(z, y_blk[r], s, smoothing, binary, row_buf[r])
-        for k in range(n_logits):
-            grad_intercept[k] += z[k]
+    return loss
+
+
+@njit(cache=True, nogil=True)
+def _add_block_gradient(X_blk, Z, G_buf, grad_coef, grad_intercept):
+    """``grad_coef += Z^T X_blk`` (by BLAS) and ``grad_intercept += sum_r Z[r]``."""
+    for r in range(Z.shape[0]):
+        for k in range(Z.shape[1]):
+            grad_intercept[k] += Z[r, k]
     np.dot(Z.T, X_blk, G_buf)
-    for k in range(n_logits):
+    for k in range(G_buf.shape[0]):
         for j in range(G_buf.shape[1]):
             grad_coef[k, j] += G_buf[k, j]
+
+
+@njit(cache=True, nogil=True)
+def _dense_block(X_blk, y_blk, w_blk, coef_t, intercept, smoothing, binary,
+                 Z_buf, G_buf, row_buf, exponent_buf, grad_coef, grad_intercept):
+    """One block: its loss, and its gradient added to the accumulators."""
+    loss = _block_residuals(X_blk, y_blk, w_blk, coef_t, intercept, smoothing,
+                            binary, Z_buf, row_buf, exponent_buf)
+    _add_block_gradient(X_blk, Z_buf[:X_blk.shape[0]], G_buf, grad_coef,
+                        grad_intercept)
+    return loss
+
+
+@njit(cache=True, nogil=True)
+def _dense_block_difference(X_blk, y_blk, w_blk, coef_t, intercept, snap_coef_t,
+                            snap_intercept, smoothing, binary, Z_buf, Z2_buf, G_buf,
+                            row_buf, exponent_buf, grad_coef, grad_intercept):
+    """One block's loss at ``(coef_t, intercept)`` and the difference of its
+    gradients there and at the snapshot's, added to the accumulators: the
+    targets cancel in ``s (p - t) - s (p~ - t)``, so the two sets of
+    residuals share one gradient product."""
+    m = X_blk.shape[0]
+    loss = _block_residuals(X_blk, y_blk, w_blk, coef_t, intercept, smoothing,
+                            binary, Z_buf, row_buf, exponent_buf)
+    _block_residuals(X_blk, y_blk, w_blk, snap_coef_t, snap_intercept, smoothing,
+                     binary, Z2_buf, row_buf, exponent_buf)
+    Z, Z2 = Z_buf[:m], Z2_buf[:m]
+    for r in range(m):
+        for k in range(Z.shape[1]):
+            Z[r, k] -= Z2[r, k]
+    _add_block_gradient(X_blk, Z, G_buf, grad_coef, grad_intercept)
     return loss
 
 
@@ -224,21 +264,26 @@ def _dense_range(X, y, sample_weight, start, stop, coef_t, intercept, smoothing,
 
 
 @njit(cache=True, nogil=True)
+def _gather_rows(X, y, sample_weight, rows, a, m, X_buf, y_buf, w_buf):
+    # Minibatch rows are gathered into preallocated buffers block by block:
+    # no allocation per step, and X is never reordered or copied whole.
+    for r in range(m):
+        i = rows[a + r]
+        for j in range(X.shape[1]):
+            X_buf[r, j] = X[i, j]
+        y_buf[r] = y[i]
+        w_buf[r] = sample_weight[i]
+
+
+@njit(cache=True, nogil=True)
 def _dense_rows(X, y, sample_weight, rows, coef_t, intercept, smoothing, binary,
                 X_buf, y_buf, w_buf, Z_buf, G_buf, row_buf, exponent_buf, grad_coef,
                 grad_intercept):
-    # Minibatch rows are gathered into preallocated buffers block by block:
-    # no allocation per step, and X is never reordered or copied whole.
     loss = 0.0
     block = X_buf.shape[0]
     for a in range(0, rows.shape[0], block):
         m = min(block, rows.shape[0] - a)
-        for r in range(m):
-            i = rows[a + r]
-            for j in range(X.shape[1]):
-                X_buf[r, j] = X[i, j]
-            y_buf[r] = y[i]
-            w_buf[r] = sample_weight[i]
+        _gather_rows(X, y, sample_weight, rows, a, m, X_buf, y_buf, w_buf)
         loss += _dense_block(X_buf[:m], y_buf[:m], w_buf[:m], coef_t, intercept,
                              smoothing, binary, Z_buf, G_buf, row_buf,
                              exponent_buf, grad_coef, grad_intercept)
@@ -762,6 +807,92 @@ def _batch_gradient_impl(data, bufs, rows, coef_t, intercept, smoothing, binary,
     return csr
 
 
+def _batch_difference(data, bufs, rows, coef_t, intercept, snap_coef_t,
+                      snap_intercept, smoothing, binary, grad_intercept, grad,
+                      snap_grad_intercept, snap_grad, Z2_buf):
+    """The minibatch's weighted loss sum at ``(coef_t, intercept)``; the
+    weighted sums of its data gradient there minus at the snapshot's go into
+    the flat ``grad`` (coefficients) and ``grad_intercept``."""
+
+
+@overload(_batch_difference)
+def _batch_difference_impl(data, bufs, rows, coef_t, intercept, snap_coef_t,
+                           snap_intercept, smoothing, binary, grad_intercept, grad,
+                           snap_grad_intercept, snap_grad, Z2_buf):
+    if len(data.types) == 3:
+        # dense: both sets of residuals, one gradient product (3 of the 4
+        # products that two gradients take, and one gather of the rows)
+        def dense(data, bufs, rows, coef_t, intercept, snap_coef_t, snap_intercept,
+                  smoothing, binary, grad_intercept, grad, snap_grad_intercept,
+                  snap_grad, Z2_buf):
+            X, y, sample_weight = data
+            X_buf, y_buf, w_buf, Z_buf, G_buf, row_buf, exponent_buf, grad_coef = bufs
+            _fill_zero(grad_coef.reshape(-1))
+            _fill_zero(grad_intercept)
+            loss = 0.0
+            block = X_buf.shape[0]
+            for a in range(0, rows.shape[0], block):
+                m = min(block, rows.shape[0] - a)
+                _gather_rows(X, y, sample_weight, rows, a, m, X_buf, y_buf, w_buf)
+                loss += _dense_block_difference(
+                    X_buf[:m], y_buf[:m], w_buf[:m], coef_t, intercept, snap_coef_t,
+                    snap_intercept, smoothing, binary, Z_buf, Z2_buf, G_buf,
+                    row_buf, exponent_buf, grad_coef, grad_intercept)
+            flat = grad_coef.reshape(-1)
+            for j in range(flat.shape[0]):
+                grad[j] = flat[j]
+            return loss
+        return dense
+
+    def csr(data, bufs, rows, coef_t, intercept, snap_coef_t, snap_intercept,
+            smoothing, binary, grad_intercept, grad, snap_grad_intercept, snap_grad,
+            Z2_buf):
+        # a sparse row's logits cost what its scatter does: two gradients
+        loss = _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing,
+                               binary, grad_intercept, grad)
+        _batch_gradient(data, bufs, rows, snap_coef_t, snap_intercept, smoothing,
+                        binary, snap_grad_intercept, snap_grad)
+        for j in range(coef_t.shape[0] * coef_t.shape[1]):
+            grad[j] -= snap_grad[j]
+        for k in range(grad_intercept.shape[0]):
+            grad_intercept[k] -= snap_grad_intercept[k]
+        return loss
+
+    return csr
+
+
+@njit(cache=True, nogil=True)
+def _load_params(params, n_coef, fit_intercept, coef_t, intercept, center):
+    """Flat ``params`` into the kernel-side ``coef_t``/``intercept``; with a
+    ``center`` (length 0: none) the parameters are centred coordinates and
+    the intercept loaded is ``c - W center``."""
+    n_features, n_logits = coef_t.shape
+    centred = center.shape[0] > 0
+    for k in range(n_logits):
+        shift = 0.0
+        for j in range(n_features):
+            coef_t[j, k] = params[k * n_features + j]
+            if centred:
+                shift += params[k * n_features + j] * center[j]
+        intercept[k] = params[n_coef + k] - shift if fit_intercept else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _to_mean(grad, grad_intercept, n_coef, fit_intercept, weight, center):
+    """Divide the flat gradient sums by the batch ``weight`` (the intercept's
+    from ``grad_intercept``) and apply the chain rule of the centring."""
+    n_logits = grad_intercept.shape[0]
+    n_features = n_coef // n_logits
+    for j in range(n_coef):
+        grad[j] /= weight
+    if fit_intercept:
+        for k in range(n_logits):
+            g = grad_intercept[k] / weight
+            grad[n_coef + k] = g
+            for j in range(center.shape[0]):
+                grad[k * n_features + j] -= g * center[j]
+
+
 @njit(cache=True, nogil=True)
 def _batch_mean_gradient(data, bufs, sample_weight, rows, params, n_coef,
                          fit_intercept, coef_t, intercept, grad_intercept, grad,
@@ -778,30 +909,44 @@ def _batch_mean_gradient(data, bufs, sample_weight, rows, params, n_coef,
     loaded is ``c - W center`` and the coefficients' gradient
     ``g_W - g_c center^T``.
     """
-    n_features, n_logits = coef_t.shape
-    centred = center.shape[0] > 0
-    for k in range(n_logits):
-        shift = 0.0
-        for j in range(n_features):
-            coef_t[j, k] = params[k * n_features + j]
-            if centred:
-                shift += params[k * n_features + j] * center[j]
-        intercept[k] = params[n_coef + k] - shift if fit_intercept else 0.0
+    _load_params(params, n_coef, fit_intercept, coef_t, intercept, center)
     loss = _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing, binary,
                            grad_intercept, grad)
+    weight = _batch_weight(sample_weight, rows)
+    if weight > 0.0:
+        _to_mean(grad, grad_intercept, n_coef, fit_intercept, weight, center)
+        return loss / weight, weight
+    _fill_zero(grad)
+    return 0.0, weight
+
+
+@njit(cache=True, nogil=True)
+def _batch_weight(sample_weight, rows):
     weight = 0.0
     for r in range(rows.shape[0]):
         weight += sample_weight[rows[r]]
+    return weight
+
+
+@njit(cache=True, nogil=True)
+def _batch_mean_difference(data, bufs, sample_weight, rows, params, snapshot, n_coef,
+                           fit_intercept, model, snapshot_model, smoothing, binary,
+                           center):
+    """:func:`_batch_mean_gradient` at ``params`` minus at ``snapshot``, into
+    ``model``'s flat gradient (see :func:`variance_reduced_epoch` for the
+    buffers); returns ``(mean loss at params, weight)``."""
+    coef_t, intercept, grad_intercept, grad = model
+    snap_coef_t, snap_intercept, snap_grad_intercept, snap_grad, _, Z2_buf = \
+        snapshot_model
+    _load_params(params, n_coef, fit_intercept, coef_t, intercept, center)
+    _load_params(snapshot, n_coef, fit_intercept, snap_coef_t, snap_intercept,
+                 center)
+    loss = _batch_difference(data, bufs, rows, coef_t, intercept, snap_coef_t,
+                             snap_intercept, smoothing, binary, grad_intercept,
+                             grad, snap_grad_intercept, snap_grad, Z2_buf)
+    weight = _batch_weight(sample_weight, rows)
     if weight > 0.0:
-        for j in range(n_coef):
-            grad[j] /= weight
-        if fit_intercept:
-            for k in range(n_logits):
-                g = grad_intercept[k] / weight
-                grad[n_coef + k] = g
-                if centred:
-                    for j in range(n_features):
-                        grad[k * n_features + j] -= g * center[j]
+        _to_mean(grad, grad_intercept, n_coef, fit_intercept, weight, center)
         return loss / weight, weight
     _fill_zero(grad)
     return 0.0, weight
@@ -898,14 +1043,16 @@ def variance_reduced_epoch(data, bufs, sample_weight, order, batch_size, params,
     ``model`` and ``snapshot_model`` group the kernel-side buffers of the
     two points: ``(coef_t, intercept, grad_intercept, grad)``, the last a
     flat (n_params,) float64 gradient; ``snapshot_model`` also carries
-    ``mu`` (flat, float64) as its fifth entry. The two gradients of a step
-    share ``bufs``. ``center``: as in :func:`minibatch_epoch`.
+    ``mu`` (flat, float64) and a second residual buffer like ``bufs``'s
+    ``Z_buf`` (dense X; CSR: any) as its fifth and sixth entries. The
+    minibatch's two gradients are taken as one difference (on dense X, one
+    gradient product for both). ``center``: as in :func:`minibatch_epoch`.
 
     Returns ``(loss_sum, weight_sum, diverged)`` as :func:`minibatch_epoch`
     (the losses at ``params`` before each step, data term only).
     """
     coef_t, intercept, grad_intercept, grad = model
-    snap_coef_t, snap_intercept, snap_grad_intercept, snap_grad, mu = snapshot_model
+    mu = snapshot_model[4]
     n_coef = coef_t.shape[0] * coef_t.shape[1]
     fit_intercept = params.shape[0] > n_coef
     shift = np.empty(n_coef if l1 > 0.0 else 0)
@@ -913,20 +1060,16 @@ def variance_reduced_epoch(data, bufs, sample_weight, order, batch_size, params,
     total, total_weight = 0.0, 0.0
     for a in range(0, order.shape[0], batch_size):
         rows = order[a:min(a + batch_size, order.shape[0])]
-        loss, weight = _batch_mean_gradient(
-            data, bufs, sample_weight, rows, params, n_coef, fit_intercept, coef_t,
-            intercept, grad_intercept, grad, smoothing, binary, center)
-        _batch_mean_gradient(
-            data, bufs, sample_weight, rows, snapshot, n_coef, fit_intercept,
-            snap_coef_t, snap_intercept, snap_grad_intercept, snap_grad, smoothing,
-            binary, center)
+        loss, weight = _batch_mean_difference(
+            data, bufs, sample_weight, rows, params, snapshot, n_coef,
+            fit_intercept, model, snapshot_model, smoothing, binary, center)
         if not (np.isfinite(loss) and _all_finite(grad)):
             return total, total_weight, True
         for j in range(n_coef):
-            params[j] -= eta * (grad[j] - snap_grad[j] + mu[j] + l2 * params[j])
+            params[j] -= eta * (grad[j] + mu[j] + l2 * params[j])
         step = eta * intercept_scale
         for j in range(n_coef, params.shape[0]):
-            params[j] -= step * (grad[j] - snap_grad[j] + mu[j])
+            params[j] -= step * (grad[j] + mu[j])
         if l1 > 0.0:
             _steps.soft_threshold(params, n_coef, threshold, False, shift)
         total += loss * weight

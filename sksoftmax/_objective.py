@@ -21,6 +21,7 @@ from scipy.sparse.linalg import svds
 from sklearn.utils import compute_class_weight
 
 from ._kernels import (
+    BLOCK_ROWS,
     TransposedCSR,
     Workspace,
     finish_coef_gradient,
@@ -811,11 +812,14 @@ class SoftmaxObjective(ParameterLayout):
         if self._snapshot_model is None:
             self._snapshot_model = (
                 np.empty_like(self._coef_t), np.empty_like(self._intercept),
-                np.empty(self.n_logits), np.empty(self.n_params))
+                np.empty(self.n_logits), np.empty(self.n_params),
+                np.empty((0 if self.sparse else BLOCK_ROWS, self.n_logits),
+                         dtype=self.dtype))
         model = (self._coef_t, self._intercept, ws.grad_intercept, self._grad)
         total, weight, diverged = variance_reduced_epoch(
             data, bufs, self.sample_weight, order, batch_size, params, snapshot,
-            model, (*self._snapshot_model, self.data_gradient(snapshot, gradient)),
+            model, (*self._snapshot_model[:4], self.data_gradient(snapshot, gradient),
+                    self._snapshot_model[4]),
             self.l2_strength(), self.l1_strength(), self.label_smoothing,
             self.binary, float(eta), float(intercept_scale), self._kernel_center)
         return (total / weight if weight > 0 else 0.0), diverged
