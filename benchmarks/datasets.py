@@ -43,6 +43,22 @@ def dense_features(n, d, k, dtype="float32", seed=0, separation=6.0, decay=0.5):
             "separation": separation, "decay": decay}
 
 
+def embeddings(n, d, k, dtype="float32", seed=0, separation=0.8, decay=1.0):
+    """Dense rows shaped like a neural encoder's embeddings (CLIP, BERT).
+
+    Classes are Gaussian clusters in a latent space whose scales fall as
+    ``(j + 1) ** -decay`` (a few directions carry most of the variance), a
+    random rotation mixes them into every feature, every row shares one large
+    common direction (embeddings are anisotropic: far from centred), and each
+    row is L2-normalised, as users do before a linear probe. Nothing is
+    standardised: the problem keeps the correlations and the offset that
+    make plain minibatch steps slow.
+    """
+    return {"kind": "embeddings", "name": f"embeddings_n{n}_d{d}_k{k}_{dtype}",
+            "n": n, "d": d, "k": k, "dtype": dtype, "seed": seed,
+            "separation": separation, "decay": decay}
+
+
 # Term frequencies by rank r = 0, 1, ...: "flat" (every term equally frequent),
 # "zipf" (proportional to 1 / (r + 1)), and the first sets' skewed law (the
 # default, so that recorded results keep their names).
@@ -101,6 +117,26 @@ def _dense_features(spec):
     return X[:n], X[n:], y[:n], y[n:]
 
 
+def _embeddings(spec):
+    rng = np.random.default_rng(spec["seed"])
+    n, d, k = spec["n"], spec["d"], spec["k"]
+    n_total = n + _test_size(n)
+    scales = np.arange(1, d + 1, dtype=np.float32) ** -spec["decay"]
+    centers = rng.standard_normal((k, d), dtype=np.float32) * spec["separation"]
+    y = rng.integers(0, k, n_total)
+    latent = rng.standard_normal((n_total, d), dtype=np.float32)
+    latent += centers[y]
+    latent *= scales
+    rotation, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    X = latent @ rotation.astype(np.float32)
+    del latent
+    common = rng.standard_normal(d).astype(np.float32)
+    X += common * (2.0 * np.linalg.norm(X[:n], axis=1).mean() / np.linalg.norm(common))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X = X.astype(spec["dtype"], copy=False)
+    return X[:n], X[n:], y[:n], y[n:]
+
+
 def _sparse_text(spec):
     rng = np.random.default_rng(spec["seed"])
     n, d, k, nnz = spec["n"], spec["d"], spec["k"], spec["nnz_per_row"]
@@ -137,6 +173,8 @@ def load(spec):
         return _sparse_text(spec)
     if spec["kind"] == "dense_features":
         return _dense_features(spec)
+    if spec["kind"] == "embeddings":
+        return _embeddings(spec)
     raise ValueError(f"unknown data set kind {spec['kind']!r}")
 
 

@@ -4,7 +4,8 @@ Learning curves and early stopping
 ==================================
 
 Every solver records the training objective it reaches after each iteration
-(an L-BFGS iteration, or an epoch of ``sgd`` / ``adam``) in ``loss_curve_``.
+(an L-BFGS iteration; for ``sgd`` / ``adam`` an epoch or a full-batch
+iteration) in ``loss_curve_``.
 With ``early_stopping=True`` the minibatch solvers hold out a stratified
 ``validation_fraction`` of the training rows, record the accuracy on it after
 each epoch in ``validation_scores_``, stop once it has not improved by ``tol``
@@ -31,11 +32,12 @@ X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 # %%
 # The training objective per iteration
 # ------------------------------------
-# ``lbfgs`` converges to the exact optimum (to ``tol`` on the gradient);
-# ``sgd`` and ``adam`` at their defaults (``eta0="auto"``, averaging,
-# ``tol="auto"``) stop once an epoch no longer lowers the objective by 0.1 %
-# of it: near the optimum, not at it. The figure shows each curve's distance
-# to the optimum, found by a tight ``lbfgs`` fit.
+# Every solver converges to the same optimum, to the same ``tol`` on the
+# gradient: ``lbfgs`` by L-BFGS; ``sgd`` and ``adam`` at their defaults by one
+# epoch of their rule, then variance-reduced (SVRG) epochs, then full-batch
+# iterations where those are slow (see the user guide). An epoch whose
+# objective would rise is rejected, so no curve rises. The figure shows each
+# curve's distance to the optimum, found by a tight ``lbfgs`` fit.
 optimum = SoftmaxRegressionClassifier(alpha=1e-4, tol=1e-7).fit(X_train, y_train)
 best = optimum.loss_curve_[-1]
 models = {
@@ -52,7 +54,7 @@ for solver, model in models.items():
     )
     gap = [loss - best for loss in model.loss_curve_]
     ax.plot(range(1, model.n_iter_ + 1), gap, marker=".", label=solver)
-ax.set_xlabel("iteration (lbfgs) or epoch (sgd, adam)")
+ax.set_xlabel("iteration (lbfgs); epoch, then full-batch iteration (sgd, adam)")
 ax.set_ylabel("training objective - optimum")
 ax.set_yscale("log")
 ax.legend()
