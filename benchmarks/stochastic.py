@@ -300,7 +300,8 @@ def write_markdown(rows, environment_, path):
              "threads and one BLAS thread; *LR / model*: LR's fit time over the "
              "model's (medians). *To target*: the first whole fit (max_iter = 1, 2, "
              "3, 4, 6, 8, ... ) whose test accuracy reaches LR's minus 0.3 points "
-             "(dense) or 0.5 (sparse).", "",
+             "(dense) or 0.5 (sparse); '-' where the curves were not run "
+             "(`--no-curves`).", "",
              "| data set | LR: s, acc, gap | model | gap | log-loss | test acc "
              "| n_iter | fit s | LR / model | to target, s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
