@@ -557,27 +557,36 @@ class DaskObjective(ParameterLayout):
         rng = (None if self.shuffle_seed is None
                else np.random.default_rng([self.shuffle_seed, state.step]))
         base = state.counts.copy()
-        start = delayed(state.copy(), pure=False)
-        results = []
-        for g in order:
-            chunks = list(self.groups[g])
-            if rng is not None:
-                chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-            # a chain of one task per chunk: the state moves to the chunk
-            # (where it is persisted, the group's chunks share a worker), and
-            # a worker needs only one chunk at a time
-            carry = (start, (0.0, 0.0, False))
-            for c in chunks:
-                seed = None if rng is None else int(rng.integers(2**31))
-                carry = delayed(_local_epoch, pure=True)(
-                    carry, *self.blocks[c], self.spec, rule, batch_size, seed)
-            results.append(delayed(_with_base, pure=True)(base, carry))
+        chains = self._chains(order, rng, delayed(state.copy(), pure=False),
+                              lambda carry, c, seed: delayed(_local_epoch, pure=True)(
+                                  carry, *self.blocks[c], self.spec, rule,
+                                  batch_size, seed))
+        results = [delayed(_with_base, pure=True)(base, chain) for chain in chains]
         mean, (loss_sum, weight, diverged) = dask.compute(
             _tree(results, _average_states))[0]
         for name in _STATE_ARRAYS:
             setattr(state, name, getattr(mean, name))
         state.counts[:] = base + mean.counts
         return (loss_sum / weight if weight > 0 else 0.0), diverged
+
+    def _chains(self, order, rng, start, task):
+        """One chain of tasks per group of chunks in ``order``: a chunk's task
+        ``task(carry, chunk, seed)`` takes the previous one's result (the
+        first takes ``(start, (0.0, 0.0, False))``), so the local state moves
+        to the chunk (where it is persisted, the group's chunks share a
+        worker) and a worker needs only one chunk at a time. ``rng`` (None:
+        no shuffling) orders each group's chunks and seeds their tasks."""
+        chains = []
+        for g in order:
+            chunks = list(self.groups[g])
+            if rng is not None:
+                chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+            carry = (start, (0.0, 0.0, False))
+            for c in chunks:
+                seed = None if rng is None else int(rng.integers(2**31))
+                carry = task(carry, c, seed)
+            chains.append(carry)
+        return chains
 
     @property
     def variance_reduction(self):
@@ -600,20 +609,12 @@ class DaskObjective(ParameterLayout):
         rng = (None if self.shuffle_seed is None
                else np.random.default_rng([self.shuffle_seed, self._rounds]))
         self._rounds += 1
-        start = delayed(params.copy(), pure=False)
         snapshot, gradient = delayed(snapshot.copy()), delayed(gradient.copy())
-        results = []
-        for g in order:
-            chunks = list(self.groups[g])
-            if rng is not None:
-                chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-            carry = (start, (0.0, 0.0, False))
-            for c in chunks:
-                seed = None if rng is None else int(rng.integers(2**31))
-                carry = delayed(_local_variance_reduced_epoch, pure=True)(
-                    carry, *self.blocks[c], self.spec, snapshot, gradient,
-                    batch_size, eta, intercept_scale, seed)
-            results.append(carry)
+        results = self._chains(
+            order, rng, delayed(params.copy(), pure=False),
+            lambda carry, c, seed: delayed(_local_variance_reduced_epoch, pure=True)(
+                carry, *self.blocks[c], self.spec, snapshot, gradient, batch_size,
+                eta, intercept_scale, seed))
         mean, (loss_sum, weight, diverged) = dask.compute(
             _tree(results, _average_params))[0]
         params[:] = mean

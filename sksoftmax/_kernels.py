@@ -912,20 +912,24 @@ def _batch_mean_gradient(data, bufs, sample_weight, rows, params, n_coef,
     _load_params(params, n_coef, fit_intercept, coef_t, intercept, center)
     loss = _batch_gradient(data, bufs, rows, coef_t, intercept, smoothing, binary,
                            grad_intercept, grad)
-    weight = _batch_weight(sample_weight, rows)
+    return _batch_mean(loss, grad, grad_intercept, sample_weight, rows, n_coef,
+                       fit_intercept, center)
+
+
+@njit(cache=True, nogil=True)
+def _batch_mean(loss, grad, grad_intercept, sample_weight, rows, n_coef,
+                fit_intercept, center):
+    """The minibatch's sums as means over its weight (:func:`_to_mean`);
+    returns ``(mean loss, weight)``; a batch of zero weight has loss and
+    gradient 0."""
+    weight = 0.0
+    for r in range(rows.shape[0]):
+        weight += sample_weight[rows[r]]
     if weight > 0.0:
         _to_mean(grad, grad_intercept, n_coef, fit_intercept, weight, center)
         return loss / weight, weight
     _fill_zero(grad)
     return 0.0, weight
-
-
-@njit(cache=True, nogil=True)
-def _batch_weight(sample_weight, rows):
-    weight = 0.0
-    for r in range(rows.shape[0]):
-        weight += sample_weight[rows[r]]
-    return weight
 
 
 @njit(cache=True, nogil=True)
@@ -944,12 +948,8 @@ def _batch_mean_difference(data, bufs, sample_weight, rows, params, snapshot, n_
     loss = _batch_difference(data, bufs, rows, coef_t, intercept, snap_coef_t,
                              snap_intercept, smoothing, binary, grad_intercept,
                              grad, snap_grad_intercept, snap_grad, Z2_buf)
-    weight = _batch_weight(sample_weight, rows)
-    if weight > 0.0:
-        _to_mean(grad, grad_intercept, n_coef, fit_intercept, weight, center)
-        return loss / weight, weight
-    _fill_zero(grad)
-    return 0.0, weight
+    return _batch_mean(loss, grad, grad_intercept, sample_weight, rows, n_coef,
+                       fit_intercept, center)
 
 
 @njit(cache=True, nogil=True)
