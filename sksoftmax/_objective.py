@@ -414,6 +414,7 @@ class SoftmaxObjective(ParameterLayout):
         self._transposed = None
         # one workspace per chunk, made on first use and kept for the fit
         self._workspaces = None
+        self._coef_tops = {}  # smoothness's Lanczos results, by (n_rows, seed)
         self._map_chunks = serial_map
         # Kernel-side parameters in X's dtype, refreshed from the float64
         # parameters at each call; coefficients are stored transposed.
@@ -588,8 +589,11 @@ class SoftmaxObjective(ParameterLayout):
             rng = np.random.default_rng(seed)
             keep = np.sort(rng.choice(X.shape[0], n_sample_rows, replace=False))
             X_some, w_some = X[keep], w[keep]
-        if self.center is not None:  # the rows the parameters see
-            X_some = X_some - self.center
+        if self.center is not None:
+            # the rows the parameters see, centred at their own weighted mean
+            # (on all rows: self.center) so that the intercept's column is
+            # orthogonal to the coefficients': the Gram matrix is block diagonal
+            X_some = X_some - np.average(X_some, axis=0, weights=w_some)
         root_w = np.sqrt(w_some / w_some.sum())
         d = self.n_features
         gram = None
@@ -601,7 +605,15 @@ class SoftmaxObjective(ParameterLayout):
                 gram = A.T @ A
             coef_top = _top_gram_eigenvalue(gram[:d, :d])
         else:
-            coef_top = _top_eigenvalue(_weighted_rows(X_some, root_w, None), seed)
+            # Lanczos on wide data is the slow part: kept for the next call
+            # (adam asks for both intercept scalings)
+            key = (n_sample_rows, seed)
+            coef_top = self._coef_tops.get(key) if rows is None else None
+            if coef_top is None:
+                coef_top = _top_eigenvalue(_weighted_rows(X_some, root_w, None),
+                                           seed)
+            if rows is None:
+                self._coef_tops[key] = coef_top
         delta = 1.0
         if self.fit_intercept:
             if scale_intercept and 0 < coef_top < 1:
@@ -610,6 +622,8 @@ class SoftmaxObjective(ParameterLayout):
                 gram[d, :] *= np.sqrt(delta)
                 gram[:, d] *= np.sqrt(delta)
                 top = _top_gram_eigenvalue(gram)
+            elif self.center is not None:  # the blocks' tops: no second Lanczos
+                top = max(coef_top, delta)
             else:
                 top = _top_eigenvalue(
                     _weighted_rows(X_some, root_w, np.sqrt(delta)), seed)

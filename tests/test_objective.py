@@ -341,6 +341,30 @@ def test_smoothness_constants_are_the_exact_bounds(sparse, n_classes, fit_interc
     assert 0 < curvature <= mean_smoothness * (1 + 1e-6)
 
 
+@pytest.mark.parametrize("d", [6, 600])  # exact Gram / Lanczos on wide data
+def test_centred_smoothness_constants_are_the_centred_bounds(d):
+    obj, _ = make(3, alpha=0.3, offset=3.0, center=True, n=40, d=d)
+    w = obj.sample_weight
+    Xc = obj.X - np.average(obj.X, axis=0, weights=w)
+    assert_allclose(obj.center, np.average(obj.X, axis=0, weights=w), rtol=1e-12)
+    max_smoothness, mean_smoothness, delta = obj.smoothness()
+    coef_top = np.linalg.eigvalsh((Xc * w[:, None]).T @ Xc / w.sum())[-1]
+    assert delta == pytest.approx(min(1.0, coef_top), rel=1e-8)
+    X = np.hstack([Xc, np.full((len(w), 1), np.sqrt(delta))])
+    expected_max = 0.5 * np.max(w / w.mean() * (X ** 2).sum(axis=1)) + 0.3
+    expected_mean = (0.5 * np.linalg.eigvalsh((X * w[:, None]).T @ X / w.sum())[-1]
+                     + 0.3)
+    assert max_smoothness == pytest.approx(expected_max, rel=1e-10)
+    assert mean_smoothness == pytest.approx(expected_mean, rel=1e-6)
+    # the same constants a second time, unscaled intercept too (Lanczos cached)
+    assert obj.smoothness() == (max_smoothness, mean_smoothness, delta)
+    unscaled = obj.smoothness(scale_intercept=False)
+    X[:, -1] = 1.0
+    assert unscaled[1] == pytest.approx(
+        0.5 * np.linalg.eigvalsh((X * w[:, None]).T @ X / w.sum())[-1] + 0.3,
+        rel=1e-6)
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_gradient_size_is_the_rms_per_sample_gradient_entry(sparse, n_classes):
