@@ -588,6 +588,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 tol=self._tol(), verbose=self.verbose,
                 n_threads=effective_n_threads(self.n_jobs),
                 curvature=objective.curvature_estimate,
+                feature_curvature=objective.feature_curvature,
             )
         except DivergenceError:
             raise self._divergence_error("an L-BFGS iteration") from None

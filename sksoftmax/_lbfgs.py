@@ -7,7 +7,8 @@ unconstrained problem needs none of it. This module keeps L-BFGS-B's
 algorithm where it matters for the path taken -- the same Moré-Thuente line
 search (scipy's ``DCSRCH``, with L-BFGS-B's constants), the same curvature
 test for skipping an update, the same ``H0 = (s'y / y'y) I`` scaling, the same
-restart after a failed line search and the same stopping tests -- and computes
+restart after a failed line search and the same stopping tests, plus one on
+the model's predicted decrease (see ``compact_lbfgs``) -- and computes
 the direction ``d = -H g`` with the compact representation of Byrd, Nocedal
 and Schnabel (1994):
 
@@ -77,13 +78,11 @@ def _multiply_into(out, a, b, start, stop):
 
 
 @njit(cache=True, nogil=True)
-def _max_abs(a, divisor, start, stop):
-    """``max |a / divisor|`` on ``start:stop`` (``divisor`` empty: 1); NaN if
-    any entry is NaN."""
+def _max_abs(a, start, stop):
+    """``max |a|`` on ``start:stop``; NaN if any entry is NaN."""
     largest = 0.0
-    scaled = divisor.shape[0] > 0
     for j in range(start, stop):
-        v = abs(a[j] / divisor[j]) if scaled else abs(a[j])
+        v = abs(a[j])
         if not v <= largest:  # also takes NaN, which then stays
             largest = v
             if v != v:
@@ -154,9 +153,6 @@ def _direction(S, Y, coef_s, coef_y, gamma, g, d, start, stop):
                 d[j] -= cs * s_i[j] + cy * y_i[j]
 
 
-_NO_DIVISOR = np.empty(0)
-
-
 class VectorOps:
     """The O(n) operations of an iteration, split over threads by index ranges.
 
@@ -196,10 +192,9 @@ class VectorOps:
     def multiply_into(self, out, u, v):
         self._map(lambda c, a, b: _multiply_into(out, u, v, a, b))
 
-    def max_abs(self, v, divisor=None):
-        """``max |v / divisor|`` (0 for an empty vector; NaN when v holds a NaN)."""
-        divisor = _NO_DIVISOR if divisor is None else divisor
-        parts = self._map(lambda c, a, b: _max_abs(v, divisor, a, b))
+    def max_abs(self, v):
+        """``max |v|`` (0 for an empty vector; NaN when v holds a NaN)."""
+        parts = self._map(lambda c, a, b: _max_abs(v, a, b))
         return parts[0] if np.isnan(parts).any() else max(parts)
 
     def store_and_project(self, S, Y, rows, slot, step, d, g, g_old, dots):
@@ -271,6 +266,79 @@ class CompactHistory:
         self.ops.direction(self.S, self.Y, coef_s, coef_y, gamma, g, d)
 
 
+class FeatureScale:
+    """The change of variables ``params = T u`` of a Kronecker preconditioner.
+
+    The first ``n_logits * n_features`` parameters are a coefficient matrix
+    (``n_logits`` rows); ``T`` multiplies it on the right by the symmetric
+    ``M = rest I + V diag(scales - rest) V'`` (``V`` orthonormal columns)
+    and the remaining parameters (intercepts) by ``tail``, entrywise. L-BFGS
+    in ``u`` starts from the inverse Hessian ``gamma T T'``: ``M^2 ⊗ I`` on
+    the coefficients, a preconditioner that sees correlated features.
+    Applying ``T`` costs ``O(n_logits n_features rank)``.
+
+    Parameters
+    ----------
+    n_logits : int
+    vectors : ndarray of shape (n_features, rank)
+    scales : ndarray of shape (rank,)
+        Positive.
+    rest : float
+        Positive: ``M``'s value on the complement of ``vectors``' span
+        (unused when ``rank == n_features``).
+    tail : ndarray
+        Positive scales of the parameters after the coefficients.
+    """
+
+    def __init__(self, n_logits, vectors, scales, rest, tail):
+        self.n_logits = int(n_logits)
+        self.vectors = np.ascontiguousarray(vectors, dtype=float)
+        self.scales = np.asarray(scales, dtype=float)
+        self.rest = float(rest)
+        self.tail = np.asarray(tail, dtype=float)
+
+    def _apply(self, v, out, scales, rest, tail):
+        V = self.vectors
+        n_coef = self.n_logits * V.shape[0]
+        block = v[:n_coef].reshape(self.n_logits, V.shape[0])
+        result = out[:n_coef].reshape(block.shape)
+        projected = (block @ V) * (scales - rest)
+        np.multiply(block, rest, out=result)
+        result += projected @ V.T
+        np.multiply(v[n_coef:], tail, out=out[n_coef:])
+        return out
+
+    def to_params(self, u, out):
+        """``T u`` into ``out``."""
+        return self._apply(u, out, self.scales, self.rest, self.tail)
+
+    def gradient_in_variables(self, grad, out):
+        """``T' grad`` (``T`` is symmetric) into ``out``."""
+        return self._apply(grad, out, self.scales, self.rest, self.tail)
+
+    def to_variables(self, params):
+        """``T^-1 params``, a new array."""
+        return self._apply(params, np.empty_like(params), 1.0 / self.scales,
+                           1.0 / self.rest, 1.0 / self.tail)
+
+
+class _DiagonalScale:
+    """``params = r * u`` on the threads of ``ops``."""
+
+    def __init__(self, r, ops):
+        self.r = r
+        self.ops = ops
+
+    def to_params(self, u, out):
+        self.ops.multiply_into(out, self.r, u)
+        return out
+
+    gradient_in_variables = to_params
+
+    def to_variables(self, params):
+        return params / self.r
+
+
 def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
                   memory=MEMORY, verbose=False, map_chunks=None, n_chunks=1,
                   scale=None):
@@ -286,7 +354,10 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
     max_iter : int
         Maximum number of iterations (accepted line searches).
     tol : float
-        Converged when ``max|grad| <= tol``.
+        Converged when ``max|grad| <= tol`` and the decrease the
+        quasi-Newton model predicts for the next step, ``-g'd / 2``, is at
+        most ``tol * max(|f|, 1)`` (on ill-conditioned problems a small
+        gradient entry can sit far from the optimum; the model sees it).
     ftol : float
         Stop when ``(f_old - f) <= ftol * max(|f_old|, |f|, 1)``, as L-BFGS-B.
     maxls : int
@@ -299,12 +370,13 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
         Runs the vector operations on threads (:class:`VectorOps`), over
         ``n_chunks`` ranges of the parameters.
     n_chunks : int, default=1
-    scale : ndarray of float64, default=None
-        Positive per-parameter scales ``r``: L-BFGS then runs on ``u`` with
-        ``params = r * u``, which is L-BFGS with the initial inverse Hessian
-        ``gamma * diag(r**2)`` instead of ``gamma * I`` (a diagonal
-        preconditioner). The stopping rules, the returned gradient and
-        ``params`` stay those of the original variables.
+    scale : ndarray of float64 or FeatureScale, default=None
+        A change of variables ``params = T u``: L-BFGS then runs on ``u``,
+        which is L-BFGS with the initial inverse Hessian ``gamma T T'``
+        instead of ``gamma I`` (a preconditioner). An array holds positive
+        per-parameter scales ``r`` (``T = diag(r)``). The stopping rules,
+        the returned gradient and ``params`` stay those of the original
+        variables.
 
     Returns
     -------
@@ -323,44 +395,61 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
     ops = VectorOps(n, map_chunks, n_chunks)
     if scale is None:
         x = params0.copy()
+        optimality = ops.max_abs
     else:
-        x = params0 / scale
-        loss_gradient = _in_scaled_variables(loss_gradient, scale, ops)
+        if isinstance(scale, np.ndarray):
+            scale = _DiagonalScale(scale, ops)
+        x = scale.to_variables(params0)
+        loss_gradient, original = _in_new_variables(loss_gradient, scale)
+
+        def optimality(_):  # of the last point evaluated: the one accepted
+            return ops.max_abs(original[1])
+
     x, f, g, n_iter, loss_curve, status = _run(
         loss_gradient, x, ops, start, max_iter=max_iter, tol=tol, ftol=ftol,
-        maxls=maxls, memory=memory, verbose=verbose, divisor=scale)
+        maxls=maxls, memory=memory, verbose=verbose, optimality=optimality)
     if scale is not None:
-        # back to the original variables: params = r u, grad = grad_u / r
-        x *= scale
-        g /= scale
+        # back to the original variables (their gradient: the last evaluated)
+        x = scale.to_params(x, np.empty_like(x))
+        g = original[1].copy()
     return x, f, g, n_iter, loss_curve, status
 
 
-def _in_scaled_variables(loss_gradient, scale, ops):
-    """``u -> (f(r u), r * grad f(r u))``, into buffers of its own."""
-    x = np.empty_like(scale)
-    grad_u = np.empty_like(scale)
+def _in_new_variables(loss_gradient, scale):
+    """``u -> (f(T u), T' grad f(T u))``, into buffers of its own, and a list
+    ``[params, grad]`` of the original variables at the last call."""
+    original = [None, None]
+    x = None
+    grad_u = None
 
-    def scaled(u):
-        ops.multiply_into(x, scale, u)
+    def transformed(u):
+        nonlocal x, grad_u
+        if x is None:
+            x, grad_u = np.empty_like(u), np.empty_like(u)
+        scale.to_params(u, x)
         f, grad = loss_gradient(x)
-        ops.multiply_into(grad_u, scale, grad)
+        original[:] = x, grad
+        scale.gradient_in_variables(grad, grad_u)
         return f, grad_u
 
-    return scaled
+    return transformed, original
 
 
 def _run(loss_gradient, x, ops, start, *, max_iter, tol, ftol, maxls, memory,
-         verbose, divisor):
+         verbose, optimality):
     """The iterations of :func:`compact_lbfgs` from ``x`` (owned, modified).
 
-    Converged when ``max |g / divisor| <= tol`` (``divisor`` None: 1).
+    Converged when ``optimality(g) <= tol``, ``g`` the gradient at ``x``
+    (the last point ``loss_gradient`` was called at), and the model's
+    predicted decrease is at most ``tol * max(|f|, 1)``; or when ``f`` stops
+    changing (``ftol``) with ``optimality(g) <= tol``.
     """
     n = x.shape[0]
     f, grad = loss_gradient(x)
     g = grad.copy()
     loss_curve = []
-    if not ops.max_abs(g, divisor) > tol:
+    if not optimality(g) > tol and not _decrement(ops, g, np.negative(g)) > \
+            tol * max(abs(f), 1.0):
         return x, f, g, 0, loss_curve, "converged"
     history = CompactHistory(n, memory, ops)
     g_old = g.copy()
@@ -417,14 +506,23 @@ def _run(loss_gradient, x, ops, start, *, max_iter, tol, ftol, maxls, memory,
         if verbose:
             print(f"Iteration {n_iter}, loss = {f:.8f}, "
                   f"time = {time.perf_counter() - start:.3f}s")
-        if not ops.max_abs(g, divisor) > tol:
-            status = "converged"
-            break
+        small = not optimality(g) > tol
         if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
-            status = "ftol"
+            status = "converged" if small else "ftol"
             break
         # L-BFGS-B's test for a pair worth keeping: s'y > eps * (-s'g_old)
         sy = step * (derphi1 - derphi0)
         store = sy > np.finfo(float).eps * (-step * derphi0)
         history.update_and_direction(step, d, g, g_old, store)
+        if small and not _decrement(ops, g, d) > tol * max(abs(f), 1.0):
+            status = "converged"
+            break
     return x, f, g, n_iter, loss_curve, status
+
+
+def _decrement(ops, g, d):
+    """The decrease ``-g'd / 2`` that the quasi-Newton model predicts for the
+    step ``d = -H g`` (the same in any variables): it estimates the distance
+    to the optimum in the objective where the largest gradient entry cannot,
+    along directions of little curvature."""
+    return -0.5 * ops.dot(g, d)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from ._lbfgs import compact_lbfgs
+from ._lbfgs import FeatureScale, compact_lbfgs
 from ._parallel import blas_single_threaded, chunk_map
 
 
@@ -41,7 +41,7 @@ _PRECONDITIONER_POWER = 0.5
 
 
 def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
-          compact=None, curvature=None):
+          compact=None, curvature=None, feature_curvature=None):
     """Minimise a smooth objective by L-BFGS.
 
     Parameters
@@ -54,7 +54,9 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
     max_iter : int
         Maximum number of L-BFGS iterations.
     tol : float
-        Converged when the largest absolute gradient entry is at most ``tol``.
+        Converged when the largest absolute gradient entry is at most ``tol``;
+        the compact implementation also asks that the decrease its model
+        predicts for the next step be at most ``tol * max(|f|, 1)``.
     verbose : bool
         Print one line per iteration.
     n_threads : int, default=1
@@ -69,6 +71,14 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         0``). The compact implementation then preconditions with
         ``diag(h)^(-1/2)`` (see ``_PRECONDITIONER_POWER``); scipy's runs
         without. Not called on the scipy path.
+    feature_curvature : callable, default=None
+        ``feature_curvature() -> (n_logits, vectors, values, rest)`` or None:
+        a Kronecker model of the Hessian of the first ``n_logits *
+        n_features`` parameters (coefficients, row-major), ``F ⊗ I`` with
+        ``F = V diag(values) V' + rest (I - V V')`` (``V = vectors``, of
+        shape (n_features, rank), orthonormal). The compact implementation
+        then preconditions those with ``F^(-1/2)`` and the others with ``h``
+        as above; it needs ``curvature`` too. Not called on the scipy path.
 
     Returns
     -------
@@ -87,7 +97,12 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         compact = params0.shape[0] >= COMPACT_MIN_PARAMS
     if compact:
         n_chunks = max(1, min(n_threads, params0.shape[0] // 2**16))
-        scale = None if curvature is None else _diagonal_scale(curvature())
+        scale = None
+        if curvature is not None:
+            h = curvature()
+            model = None if feature_curvature is None else feature_curvature()
+            scale = (_diagonal_scale(h) if model is None
+                     else _feature_scale(*model, _diagonal_scale(h)))
         with chunk_map(n_chunks) as map_chunks:
             params, f, grad, n_iter, loss_curve, status = compact_lbfgs(
                 loss_gradient, params0, max_iter=max_iter, tol=tol, ftol=_FTOL,
@@ -118,6 +133,23 @@ def _diagonal_scale(h):
     scale = np.ones_like(h)
     scale[usable] = h[usable] ** (-0.5 * _PRECONDITIONER_POWER)
     return scale
+
+
+def _feature_scale(n_logits, vectors, values, rest, diagonal):
+    """:class:`_lbfgs.FeatureScale` with ``M = F^(-_PRECONDITIONER_POWER / 2)``
+    (``F`` as in :func:`lbfgs`'s ``feature_curvature``) on the coefficients
+    and ``diagonal``'s scales (:func:`_diagonal_scale`) on the rest.
+    Directions of ``F`` without curvature keep scale 1."""
+    def scales(v):
+        v = np.asarray(v, dtype=float)
+        out = np.ones_like(v)
+        usable = np.isfinite(v) & (v > 0)
+        out[usable] = v[usable] ** (-0.5 * _PRECONDITIONER_POWER)
+        return out
+
+    n_coef = n_logits * vectors.shape[0]
+    return FeatureScale(n_logits, vectors, scales(values), scales([rest])[0],
+                        diagonal[n_coef:])
 
 
 def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose):
@@ -358,7 +390,8 @@ def solve_to_optimum(objective, settings, solver, state, constants, *, batch_siz
             return lbfgs(objective.loss_gradient, params, max_iter=max_iter,
                          tol=settings.tol, verbose=settings.verbose,
                          n_threads=settings.n_threads,
-                         curvature=objective.curvature_estimate)
+                         curvature=objective.curvature_estimate,
+                         feature_curvature=objective.feature_curvature)
     return solver.solve(
         state, objective.minibatch_epoch, rows, evaluate=objective.evaluate,
         variance_reduced_epoch=(objective.variance_reduced_epoch

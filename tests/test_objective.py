@@ -341,6 +341,60 @@ def test_smoothness_constants_are_the_exact_bounds(sparse, n_classes, fit_interc
     assert 0 < curvature <= mean_smoothness * (1 + 1e-6)
 
 
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_feature_curvature_is_the_hessian_at_equal_probabilities(n_classes):
+    # centred coordinates: the Hessian's coefficient block at zero parameters
+    # is (diag(p) - p p') ⊗ C + l2; the model keeps c = p (1 - p) of it
+    obj, _ = make(n_classes, alpha=0.3, offset=3.0, center=True, d=5)
+    n_logits, vectors, values, rest = obj.feature_curvature()
+    F = vectors @ np.diag(values) @ vectors.T
+    w = obj.sample_weight
+    Xc = obj.X - np.average(obj.X, axis=0, weights=w)
+    C = (Xc * w[:, None]).T @ Xc / w.sum()
+    p = 0.5 if n_classes == 2 else 1.0 / n_classes
+    assert n_logits == obj.n_logits
+    assert_allclose(F, p * (1 - p) * C + 0.3 * np.eye(5), rtol=1e-10, atol=1e-12)
+    # its diagonal is the curvature estimate's
+    n_coef = obj.n_logits * obj.n_features
+    assert_allclose(np.tile(np.diag(F), obj.n_logits),
+                    obj.curvature_estimate()[:n_coef], rtol=1e-10)
+    # and for two classes (one logit) it is the Hessian itself, by finite
+    # differences of the gradient at zero
+    if n_classes == 2:
+        assert_allclose(F, hessian_at_zero(obj)[:5, :5], rtol=1e-5, atol=1e-8)
+
+
+def hessian_at_zero(obj, h=1e-6):
+    """The objective's Hessian at zero parameters, by central differences."""
+    columns = []
+    for j in range(obj.n_params):
+        e = np.zeros(obj.n_params)
+        e[j] = h
+        columns.append((obj.loss_gradient(e)[1].copy()
+                        - obj.loss_gradient(-e)[1].copy()) / (2 * h))
+    return np.array(columns).T
+
+
+def test_feature_curvature_on_many_features_keeps_the_top_of_the_spectrum():
+    obj, _ = make(3, alpha=0.0, center=True, n=60, d=12)
+    full = obj.feature_curvature()
+    _, vectors, values, rest = obj.feature_curvature(max_exact=8, rank=4)
+    exact = np.sort(full[2])[::-1]
+    assert vectors.shape == (12, 4)
+    assert_allclose(vectors.T @ vectors, np.eye(4), atol=1e-10)
+    assert_allclose(np.sort(values)[::-1], exact[:4], rtol=1e-6)
+    # the rest of the spectrum by its mean: the trace is kept
+    assert rest == pytest.approx(exact[4:].mean(), rel=1e-8)
+
+
+def test_feature_curvature_only_where_it_is_a_kronecker_product():
+    assert make(3, sparse=True, center=True)[0].feature_curvature() is None
+    # an intercept in uncentred coordinates couples to the features
+    assert make(3, center=False)[0].feature_curvature() is None
+    n_logits, vectors, values, _ = make(3, fit_intercept=False)[0].feature_curvature()
+    assert n_logits == 3 and vectors.shape == (4, 4)
+
+
 @pytest.mark.parametrize("d", [6, 600])  # exact Gram / Lanczos on wide data
 def test_centred_smoothness_constants_are_the_centred_bounds(d):
     obj, _ = make(3, alpha=0.3, offset=3.0, center=True, n=40, d=d)

@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit
 
 from sksoftmax import _steps
-from sksoftmax._lbfgs import CompactHistory, compact_lbfgs
+from sksoftmax._lbfgs import CompactHistory, FeatureScale, compact_lbfgs
 from sksoftmax._parallel import chunk_map
 from sksoftmax._solvers import DivergenceError, MinibatchSolver, auto_eta0, lbfgs
 
@@ -377,6 +377,93 @@ def test_lbfgs_preconditions_the_compact_path_with_the_curvature_estimate():
 
     lbfgs(loss_gradient, np.zeros_like(h), max_iter=5, tol=1e-8, compact=False,
           curvature=fail)
+
+
+def _feature_scale_and_matrix(n_logits=3, d=6, rank=4, seed=0):
+    """A FeatureScale of low rank and the dense matrix T it stands for."""
+    rng = np.random.default_rng(seed)
+    vectors = np.linalg.qr(rng.standard_normal((d, rank)))[0]
+    scales, rest = rng.uniform(0.5, 3.0, rank), 0.7
+    tail = rng.uniform(0.5, 2.0, n_logits)
+    M = rest * np.eye(d) + vectors @ np.diag(scales - rest) @ vectors.T
+    # row-major coefficients (n_logits, d): right-multiplying by M is I ⊗ M'
+    T = np.zeros((n_logits * (d + 1),) * 2)
+    T[:n_logits * d, :n_logits * d] = np.kron(np.eye(n_logits), M.T)
+    T[n_logits * d:, n_logits * d:] = np.diag(tail)
+    return FeatureScale(n_logits, vectors, scales, rest, tail), T
+
+
+def test_feature_scale_is_the_kronecker_matrix_it_describes():
+    scale, T = _feature_scale_and_matrix()
+    u = np.random.default_rng(1).standard_normal(T.shape[0])
+    before = u.copy()
+    assert_allclose(scale.to_params(u, np.empty_like(u)), T @ u, rtol=1e-12)
+    assert_allclose(scale.gradient_in_variables(u, np.empty_like(u)), T.T @ u,
+                    rtol=1e-12)
+    assert_allclose(scale.to_variables(u), np.linalg.solve(T, u), rtol=1e-10)
+    assert_array_equal(u, before)
+
+
+def _correlated_quadratic(n_logits=4, d=40, seed=0):
+    """0.5 (x - c)' (I ⊗ F) (x - c) over coefficients (n_logits, d) and
+    intercepts (curvature 1), F with strongly correlated features."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((200, 3)) @ rng.standard_normal((3, d)) \
+        + 0.3 * rng.standard_normal((200, d))
+    F = A.T @ A / 200 + 1e-3 * np.eye(d)  # condition number ~1500
+    c = rng.standard_normal(n_logits * (d + 1))
+    n_coef = n_logits * d
+
+    def loss_gradient(x):
+        diff = x - c
+        grad = diff.copy()
+        grad[:n_coef] = (diff[:n_coef].reshape(n_logits, d) @ F).ravel()
+        return 0.5 * float(diff @ grad), grad
+
+    return loss_gradient, F, c
+
+
+def test_lbfgs_with_the_feature_curvature_needs_far_fewer_iterations():
+    loss_gradient, F, c = _correlated_quadratic()
+    n_logits, d = 4, F.shape[0]
+    diagonal = np.ones(c.shape)
+    diagonal[:n_logits * d] = np.tile(np.diag(F), n_logits)
+    values, vectors = np.linalg.eigh(F)
+    runs = {}
+    for name, model in (("diagonal", None), ("kronecker", (n_logits, vectors,
+                                                           values, 0.0))):
+        x, n_iter, _, failure = lbfgs(
+            loss_gradient, np.zeros_like(c), max_iter=3000, tol=1e-5, compact=True,
+            curvature=lambda: diagonal, feature_curvature=lambda m=model: m)
+        assert failure is None, name
+        # the original variables: the minimum, whatever the preconditioner
+        assert loss_gradient(x)[0] <= 1e-7
+        assert np.max(np.abs(loss_gradient(x)[1])) <= 1e-5
+        runs[name] = n_iter
+    # F^-1/2 leaves curvatures over half the decades of F's spectrum
+    assert runs["kronecker"] < runs["diagonal"] / 3
+
+
+def test_compact_lbfgs_does_not_stop_on_a_small_gradient_far_from_the_optimum():
+    # a flat direction whose gradient entry (5e-5) is below tol from the start,
+    # 12.5 tol of objective away from its minimum; the preconditioner knows
+    # its curvature, so the model's predicted decrease (exact here) sees it
+    h = np.array([1.0, 1e-6, 1.0])
+    c = np.array([0.0, 50.0, 0.0])
+
+    def loss_gradient(x):
+        diff = x - c
+        return 0.5 * float(np.sum(h * diff**2)), h * diff
+
+    tol = 1e-4
+    start = np.zeros(3)
+    assert np.max(np.abs(loss_gradient(start)[1])) <= tol
+    assert loss_gradient(start)[0] == pytest.approx(12.5 * tol)
+    x, f, g, n_iter, curve, status = compact_lbfgs(
+        loss_gradient, start, max_iter=50, tol=tol, ftol=0.0, scale=h ** -0.5)
+    assert status == "converged" and n_iter >= 1
+    assert f <= 1e-12
+    assert_allclose(x, c, atol=1e-6)
 
 
 # ------------------------------------------- solve: to the optimum, never worse
