@@ -296,30 +296,41 @@ class FeatureScale:
         self.scales = np.asarray(scales, dtype=float)
         self.rest = float(rest)
         self.tail = np.asarray(tail, dtype=float)
+        # of full rank, M itself: one product per use instead of two
+        self._matrix = (self._dense(self.scales) if self.vectors.shape[0]
+                        == self.vectors.shape[1] else None)
 
-    def _apply(self, v, out, scales, rest, tail):
+    def _dense(self, scales):
+        return (self.vectors * scales) @ self.vectors.T
+
+    def _apply(self, v, out, scales, rest, tail, matrix=None):
         V = self.vectors
         n_coef = self.n_logits * V.shape[0]
         block = v[:n_coef].reshape(self.n_logits, V.shape[0])
         result = out[:n_coef].reshape(block.shape)
-        projected = (block @ V) * (scales - rest)
-        np.multiply(block, rest, out=result)
-        result += projected @ V.T
+        if matrix is not None:
+            np.matmul(block, matrix, out=result)
+        else:
+            projected = (block @ V) * (scales - rest)
+            np.multiply(block, rest, out=result)
+            result += projected @ V.T
         np.multiply(v[n_coef:], tail, out=out[n_coef:])
         return out
 
     def to_params(self, u, out):
         """``T u`` into ``out``."""
-        return self._apply(u, out, self.scales, self.rest, self.tail)
+        return self._apply(u, out, self.scales, self.rest, self.tail, self._matrix)
 
     def gradient_in_variables(self, grad, out):
         """``T' grad`` (``T`` is symmetric) into ``out``."""
-        return self._apply(grad, out, self.scales, self.rest, self.tail)
+        return self._apply(grad, out, self.scales, self.rest, self.tail,
+                           self._matrix)
 
     def to_variables(self, params):
         """``T^-1 params``, a new array."""
+        inverse = None if self._matrix is None else self._dense(1.0 / self.scales)
         return self._apply(params, np.empty_like(params), 1.0 / self.scales,
-                           1.0 / self.rest, 1.0 / self.tail)
+                           1.0 / self.rest, 1.0 / self.tail, inverse)
 
 
 class _DiagonalScale:

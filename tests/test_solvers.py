@@ -393,8 +393,9 @@ def _feature_scale_and_matrix(n_logits=3, d=6, rank=4, seed=0):
     return FeatureScale(n_logits, vectors, scales, rest, tail), T
 
 
-def test_feature_scale_is_the_kronecker_matrix_it_describes():
-    scale, T = _feature_scale_and_matrix()
+@pytest.mark.parametrize("rank", [4, 6])  # low rank / full rank (a dense M)
+def test_feature_scale_is_the_kronecker_matrix_it_describes(rank):
+    scale, T = _feature_scale_and_matrix(rank=rank)
     u = np.random.default_rng(1).standard_normal(T.shape[0])
     before = u.copy()
     assert_allclose(scale.to_params(u, np.empty_like(u)), T @ u, rtol=1e-12)
