@@ -184,7 +184,13 @@ def test_zero_weight_rows_are_skipped_even_if_they_overflow():
         Xs = sp.csr_matrix(X) if sparse else X
         loss, g_coef, g_int = loss_gradient_sums(Xs, y, sw, np.array([[10.0, -10.0]]),
                                                  np.zeros(2), 0.0, False)
-        assert np.isfinite(loss) and np.all(np.isfinite(g_coef))
+        # exactly row 0's terms: logits (10, -10) for label 0,
+        # loss log(1 + e^-20), residuals (p0 - 1, p1) = (-p1, p1)
+        p1 = 1.0 / (1.0 + np.exp(20.0))
+        assert loss == pytest.approx(np.log1p(np.exp(-20.0)), rel=1e-12)
+        # (p0 - 1 carries float64's absolute rounding of 1: atol)
+        assert_allclose(g_coef, [[-p1], [p1]], rtol=1e-10, atol=1e-15)
+        assert_allclose(g_int, [-p1, p1], rtol=1e-10, atol=1e-15)
 
 
 def test_kernel_does_not_modify_inputs():

@@ -68,7 +68,10 @@ def test_adam_first_step_is_bias_corrected():
     expected = -lr * (0.1 * g) / (np.sqrt(0.001 * g**2) + 1e-8)
     assert_allclose(params, expected, rtol=1e-12)
     assert_allclose(params, -0.01 * np.sign(g), rtol=1e-6)
-    assert_allclose(m, 0.1 * g) and assert_allclose(v, 0.001 * g**2)
+    # the moments (two asserts: assert_allclose returns None, so "and" would
+    # never check the second)
+    assert_allclose(m, 0.1 * g, rtol=1e-12)
+    assert_allclose(v, 0.001 * g**2, rtol=1e-12)
 
 
 def test_adam_prox_uses_the_per_coordinate_step():
