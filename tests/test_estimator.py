@@ -794,3 +794,58 @@ def test_sparse_defaults_reach_lbfgs_accuracy(solver):
     clf = SoftmaxRegressionClassifier(solver=solver, alpha=alpha,
                                       random_state=0).fit(X_train, y_train)
     assert clf.score(X_test, y_test) >= exact.score(X_test, y_test) - 0.01
+
+
+# every parameter that partial_fit or a warm-started fit reads, changed
+# between calls to a valid value (as a user of set_params or GridSearchCV would)
+_CHANGES = [
+    ("solver", "adam"), ("solver", "sgd"), ("solver", "lbfgs"), ("alpha", 0.3),
+    ("l1_ratio", 0.5), ("fit_intercept", False), ("max_iter", 2), ("tol", 1e-2),
+    ("batch_size", 7), ("learning_rate", "constant"), ("learning_rate", "invscaling"),
+    ("learning_rate", "adaptive"), ("eta0", 0.05), ("eta0", "auto"), ("power_t", 0.9),
+    ("momentum", 0.0), ("nesterovs_momentum", False), ("beta_1", 0.5),
+    ("beta_2", 0.9), ("epsilon", 1e-4), ("average", False), ("average", 5),
+    ("early_stopping", True), ("validation_fraction", 0.3), ("n_iter_no_change", 1),
+    ("shuffle", False), ("random_state", 3), ("class_weight", {0: 2.0}),
+    ("class_weight", "balanced"), ("label_smoothing", 0.1), ("n_jobs", 2),
+    ("sparse_copy", False),
+]
+
+
+@pytest.mark.parametrize("first, then", [
+    ("sgd", "partial_fit"), ("adam", "partial_fit"),
+    ("sgd", "warm_start"), ("adam", "warm_start"), ("lbfgs", "warm_start")])
+def test_a_parameter_changed_between_calls_gives_a_model_or_a_clear_error(first, then):
+    X, y = scaled("iris")
+    X, y = X[::3], y[::3]
+    classes = np.unique(y)
+    for name, value in _CHANGES:
+        clf = SoftmaxRegressionClassifier(solver=first, eta0=0.01 if first != "lbfgs"
+                                          else "auto", max_iter=5, random_state=0,
+                                          warm_start=then == "warm_start")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if then == "warm_start":
+                clf.fit(X, y)
+            else:
+                clf.partial_fit(X, y, classes=classes)
+            clf.set_params(**{name: value})
+            if then == "partial_fit" and value == "lbfgs":
+                # as MLPClassifier: only the minibatch solvers have partial_fit
+                assert not hasattr(clf, "partial_fit")
+                continue
+            try:
+                if then == "partial_fit":
+                    clf.partial_fit(X, y)
+                else:
+                    clf.fit(X, y)
+            except ValueError as error:  # clear: it names what is wrong
+                words = str(error)
+                assert name in words or str(value) in words, (name, value, words)
+                continue
+        proba = clf.predict_proba(X)
+        assert np.all(np.isfinite(clf.coef_)) and np.all(np.isfinite(clf.intercept_)), \
+            (name, value)
+        assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12, err_msg=f"{name}={value}")
+        # the model of the last call: at least as good as chance on its data
+        assert clf.score(X, y) > 0.5, (name, value)
