@@ -55,6 +55,9 @@ _PERSIST_SHARE = 0.5
 # Rows gathered on one worker for the minibatch solvers' stopping rule and
 # step-size constants, as the in-memory solvers use at most 16384.
 _SAMPLE_ROWS = 16384
+# Rows gathered for the L-BFGS preconditioner's feature curvature (the
+# in-memory objective draws at most this many).
+_FEATURE_SAMPLE_ROWS = 4096
 
 
 def is_dask_collection(obj):
@@ -366,6 +369,10 @@ def _sample_step_constants(sample, spec, params, solver):
     return _chunk_objective(*sample, spec).step_constants(params, None, solver)
 
 
+def _sample_feature_curvature(sample, spec):
+    return _chunk_objective(*sample, spec).feature_curvature()
+
+
 def _local_epoch(carry, X, codes, w, spec, rule, batch_size, seed):
     """One epoch over one chunk, continuing ``carry = (state, (loss sum,
     weight visited, diverged))`` from the group's previous chunk."""
@@ -514,6 +521,15 @@ class DaskObjective(ParameterLayout):
         """As :meth:`SoftmaxObjective.curvature_estimate`, over the chunks."""
         return self.curvature_from(
             self._map_reduce(_chunk_column_squares, self.spec), self.weight_sum)
+
+    def feature_curvature(self):
+        """As :meth:`SoftmaxObjective.feature_curvature` (which draws at most
+        4,096 rows), on about that many rows gathered on a worker; None for
+        chunks of scipy sparse matrices."""
+        from dask import delayed
+        sample = self.sample(_FEATURE_SAMPLE_ROWS, seed=0)
+        return delayed(_sample_feature_curvature, pure=True)(sample,
+                                                             self.spec).compute()
 
     def max_row_square(self, delta):
         """:meth:`SoftmaxObjective.max_row_square` over all chunks."""

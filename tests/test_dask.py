@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 import sksoftmax._dask as dask_module
 from sksoftmax import SoftmaxRegressionClassifier
+from sksoftmax._objective import SoftmaxObjective
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -64,6 +65,20 @@ def test_lbfgs_on_dask_equals_the_in_memory_fit(client, digits, case):
     proba = clf.predict_proba(X_dask)
     assert isinstance(proba, da.Array)
     assert_allclose(proba.compute(), ref.predict_proba(X), atol=1e-4)
+
+
+def test_feature_curvature_on_dask_is_the_in_memory_one(client, digits):
+    # fewer rows than the sample: every row, gathered on a worker
+    X, y = digits
+    X_dask, y_dask = chunked(X, y, 400)
+    dask_objective, _ = dask_module.objective(X_dask, y_dask, None, alpha=1e-3)
+    ref = SoftmaxObjective(X, y.astype(np.intp), np.ones(len(y)), 10, alpha=1e-3,
+                           center=True)
+    assert_allclose(dask_objective.center, ref.center, rtol=1e-10, atol=1e-12)
+    models = [dask_objective.feature_curvature(), ref.feature_curvature()]
+    F = [vectors @ np.diag(values) @ vectors.T for _, vectors, values, _ in models]
+    assert models[0][0] == models[1][0] == 10
+    assert_allclose(F[0], F[1], rtol=1e-8, atol=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
