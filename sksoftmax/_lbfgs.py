@@ -333,12 +333,12 @@ class FeatureScale:
                            1.0 / self.rest, 1.0 / self.tail, inverse)
 
 
-class _DiagonalScale:
-    """``params = r * u`` on the threads of ``ops``."""
+class DiagonalScale:
+    """``params = r * u`` (on the threads of ``ops`` when given)."""
 
-    def __init__(self, r, ops):
+    def __init__(self, r, ops=None):
         self.r = r
-        self.ops = ops
+        self.ops = VectorOps(r.shape[0]) if ops is None else ops
 
     def to_params(self, u, out):
         self.ops.multiply_into(out, self.r, u)
@@ -409,7 +409,7 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
         optimality = ops.max_abs
     else:
         if isinstance(scale, np.ndarray):
-            scale = _DiagonalScale(scale, ops)
+            scale = DiagonalScale(scale, ops)
         x = scale.to_variables(params0)
         loss_gradient, original = _in_new_variables(loss_gradient, scale)
 

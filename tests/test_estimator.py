@@ -161,6 +161,30 @@ def test_balanced_class_weight_on_unbalanced_classes():
     assert np.all(np.isfinite(balanced.predict_proba(X)))
 
 
+@pytest.mark.parametrize("name", ["wine", "breast_cancer"])
+def test_lbfgs_on_unscaled_features_reaches_the_optimum(name):
+    # raw features (spread over decades): scipy's L-BFGS-B runs preconditioned;
+    # the fit still stops by the gradient rule, at the optimum's objective
+    X, y = LOADERS[name](return_X_y=True)
+    alpha = 1.0 / len(y)
+    clf = SoftmaxRegressionClassifier(alpha=alpha, tol=1e-6, max_iter=5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = LogisticRegression(C=1.0, tol=1e-9, max_iter=20_000).fit(X, y)
+    # tol holds in the coordinates the fit solves in (centred, as dense fits)
+    codes = np.searchsorted(clf.classes_, y).astype(np.intp)
+    obj = objective_module.SoftmaxObjective(X, codes, np.ones(len(y)),
+                                            len(clf.classes_), alpha=alpha,
+                                            center=True)
+    ours, _, optimality = obj.evaluate(obj.init_params(clf.coef_, clf.intercept_))
+    assert optimality <= 1e-6 * 1.01  # recomputed: the order of the sums
+    best = obj.evaluate(obj.init_params(ref.coef_, ref.intercept_))[0]
+    assert ours <= best * (1 + 1e-6)
+
+
 # ----------------------------------------------------- stochastic solvers
 @pytest.fixture(scope="module", params=["iris", "wine", "breast_cancer", "digits"])
 def sklearn_split(request):

@@ -219,14 +219,16 @@ def test_n_jobs_gives_the_same_model(many_chunks):
 def test_a_failed_line_search_warns_and_n_iter_is_true():
     # Defect 3: features x 1e50 made scipy stop with ABNORMAL at iteration 0;
     # the fit returned an all-zero model, no warning and n_iter_ = 1.
+    # (preconditioned, the run now gets 9 iterations before f stalls; what
+    # stays is the warning that says why, with the true count)
     X, y = load_digits(return_X_y=True)
     with pytest.warns(ConvergenceWarning,
-                      match="L-BFGS did not converge: the line search found no "
-                            "decrease .* after 0 iterations; the largest absolute "
-                            "gradient entry is .* > tol=0.0001"):
+                      match="L-BFGS did not converge: .* after [0-9]+ iterations; "
+                            "the largest absolute gradient entry is .* > "
+                            "tol=0.0001") as record:
         clf = SoftmaxRegressionClassifier().fit(X * 1e50, y)
-    assert clf.n_iter_ == 0
-    assert clf.loss_curve_ == []
+    count = re.search(r"after ([0-9]+) iterations", str(record[0].message))
+    assert clf.n_iter_ == int(count.group(1)) == len(clf.loss_curve_)
 
 
 def test_no_fit_stops_silently_short_of_the_gradient_rule():

@@ -360,23 +360,32 @@ def test_compact_lbfgs_with_a_diagonal_scale_keeps_the_original_variables():
     assert len(curve) == n_iter
 
 
-def test_lbfgs_preconditions_the_compact_path_with_the_curvature_estimate():
+@COMPACT
+def test_lbfgs_preconditions_with_the_curvature_estimate(compact):
     loss_gradient, h, c = _badly_scaled_quadratic()
     runs = {}
     for name, curvature in (("plain", None), ("scaled", lambda: h)):
-        x, n_iter, _, failure = lbfgs(loss_gradient, np.zeros_like(h), max_iter=2000,
-                                      tol=1e-6, compact=True, curvature=curvature)
+        x, n_iter, curve, failure = lbfgs(
+            loss_gradient, np.zeros_like(h), max_iter=2000, tol=1e-6,
+            compact=compact, curvature=curvature)
         assert failure is None
         assert_allclose(x, c, atol=1e-6 / h.min())
+        # the rule is on the original gradient, whatever the variables
+        assert np.max(np.abs(loss_gradient(x)[1])) <= 1e-6
+        assert len(curve) == n_iter
         runs[name] = n_iter
     # with h exact, diag(h)^-1/2 leaves curvatures over two decades, not four
     assert runs["scaled"] < runs["plain"] / 2
-    # the scipy path takes no preconditioner: the estimate is not even asked for
-    def fail():
-        raise AssertionError("curvature called on the scipy path")
 
-    lbfgs(loss_gradient, np.zeros_like(h), max_iter=5, tol=1e-8, compact=False,
-          curvature=fail)
+
+@COMPACT
+def test_lbfgs_from_a_point_that_meets_tol_takes_no_iteration(compact):
+    loss_gradient, h, c = _badly_scaled_quadratic()
+    start = c + 1e-7
+    x, n_iter, curve, failure = lbfgs(loss_gradient, start, max_iter=50, tol=1e-6,
+                                      compact=compact, curvature=lambda: h)
+    assert failure is None and n_iter == 0 and curve == []
+    assert_allclose(x, start, rtol=1e-12)
 
 
 def _feature_scale_and_matrix(n_logits=3, d=6, rank=4, seed=0):
