@@ -411,7 +411,7 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
         if isinstance(scale, np.ndarray):
             scale = DiagonalScale(scale, ops)
         x = scale.to_variables(params0)
-        loss_gradient, original = _in_new_variables(loss_gradient, scale)
+        loss_gradient, original = in_new_variables(loss_gradient, scale)
 
         def optimality(_):  # of the last point evaluated: the one accepted
             return ops.max_abs(original[1])
@@ -426,7 +426,7 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
     return x, f, g, n_iter, loss_curve, status
 
 
-def _in_new_variables(loss_gradient, scale):
+def in_new_variables(loss_gradient, scale):
     """``u -> (f(T u), T' grad f(T u))``, into buffers of its own, and a list
     ``[params, grad]`` of the original variables at the last call."""
     original = [None, None]

@@ -14,7 +14,7 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from ._lbfgs import DiagonalScale, FeatureScale, compact_lbfgs
+from ._lbfgs import DiagonalScale, FeatureScale, compact_lbfgs, in_new_variables
 from ._parallel import blas_single_threaded, chunk_map
 
 
@@ -162,16 +162,9 @@ def _feature_scale(n_logits, vectors, values, rest, diagonal):
     (``F`` as in :func:`lbfgs`'s ``feature_curvature``) on the coefficients
     and ``diagonal``'s scales (:func:`_diagonal_scale`) on the rest.
     Directions of ``F`` without curvature keep scale 1."""
-    def scales(v):
-        v = np.asarray(v, dtype=float)
-        out = np.ones_like(v)
-        usable = np.isfinite(v) & (v > 0)
-        out[usable] = v[usable] ** (-0.5 * _PRECONDITIONER_POWER)
-        return out
-
     n_coef = n_logits * vectors.shape[0]
-    return FeatureScale(n_logits, vectors, scales(values), scales([rest])[0],
-                        diagonal[n_coef:])
+    return FeatureScale(n_logits, vectors, _diagonal_scale(values),
+                        _diagonal_scale([rest])[0], diagonal[n_coef:])
 
 
 class _Converged(Exception):
@@ -184,28 +177,31 @@ def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose, scale=None):
     gradient (scipy's own ``gtol`` would judge ``u``'s)."""
     loss_curve = []
     start = time.perf_counter()
-    if scale is not None and isinstance(scale, np.ndarray):
-        scale = DiagonalScale(scale)
-    last = {}  # u, params and gradient of the last evaluation
+    if scale is None:
+        transformed = loss_gradient
+    else:
+        if isinstance(scale, np.ndarray):
+            scale = DiagonalScale(scale)
+        # original: [params, gradient] of the last evaluation
+        transformed, original = in_new_variables(loss_gradient, scale)
+    last = {}  # u and objective of the last evaluation
 
     def fun(u):
-        if scale is None:
-            loss, grad = loss_gradient(u)
-            # scipy keeps a reference to the gradient: hand it a copy.
-            return loss, grad.copy()
-        params = scale.to_params(u, np.empty_like(u))
-        loss, grad = loss_gradient(params)
         first = not last
-        last.update(u=u.copy(), params=params, loss=loss, grad=grad.copy())
-        if first and not np.max(np.abs(grad), initial=0.0) > tol:
+        loss, grad = transformed(u)
+        last.update(u=u.copy(), loss=loss)
+        if scale is not None and first and \
+                not np.max(np.abs(original[1]), initial=0.0) > tol:
             raise _Converged
-        return loss, scale.gradient_in_variables(grad, np.empty_like(grad))
+        # scipy keeps a reference to the gradient: hand it a copy.
+        return loss, grad.copy()
 
     def at(u):
-        """The last evaluation, at ``u`` (evaluated again if it was not)."""
+        """``(params, objective, gradient)`` at ``u``, copies (evaluated
+        again if ``u`` was not the last point)."""
         if not np.array_equal(u, last["u"]):
             fun(u)
-        return last
+        return original[0].copy(), last["loss"], original[1].copy()
 
     def callback(intermediate_result):
         loss_curve.append(float(intermediate_result.fun))
@@ -213,7 +209,7 @@ def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose, scale=None):
             print(f"Iteration {len(loss_curve)}, loss = {loss_curve[-1]:.8f}, "
                   f"time = {time.perf_counter() - start:.3f}s")
         if scale is not None and \
-                not np.max(np.abs(at(intermediate_result.x)["grad"])) > tol:
+                not np.max(np.abs(at(intermediate_result.x)[2])) > tol:
             raise StopIteration
 
     u0 = params0 if scale is None else scale.to_variables(params0)
@@ -224,8 +220,7 @@ def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose, scale=None):
                      "maxls": 50, "ftol": _FTOL},
         )
     except _Converged:
-        return (last["params"], last["loss"], last["grad"], 0, loss_curve,
-                "converged", None)
+        return (*at(last["u"]), 0, loss_curve, "converged", None)
     message = str(result.message).strip()
     # scipy words these as "...REL_REDUCTION_OF_F..." or "...RELATIVE REDUCTION OF F..."
     if "REDUCTION OF F" in message.upper().replace("_", " "):
@@ -237,9 +232,7 @@ def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose, scale=None):
     if scale is None:
         return (result.x, result.fun, result.jac, int(result.nit), loss_curve,
                 status, message)
-    final = at(result.x)
-    return (final["params"], final["loss"], final["grad"], int(result.nit),
-            loss_curve, status, message)
+    return (*at(result.x), int(result.nit), loss_curve, status, message)
 
 
 def _lbfgs_failure(grad, n_iter, status, message, tol, max_iter):
