@@ -88,13 +88,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
-        ``"lbfgs"``: full-batch L-BFGS (scipy) to the exact optimum.
+        ``"lbfgs"``: full-batch L-BFGS to the exact optimum; with
+        ``l1_ratio > 0``, OWL-QN (orthant-wise L-BFGS), whose zeros are exact.
         ``"sgd"``: minibatch SGD with momentum. ``"adam"``: minibatch Adam.
         Their ``fit`` (without early stopping) reaches the same optimum to
         the same ``tol``: one epoch of the rule, then SVRG epochs (variance
         reduced, constant step, an epoch that raises the objective
         rejected), then full-batch L-BFGS where those are slow (small or
-        badly conditioned data, and CSR input without an L1 part).
+        badly conditioned data, and CSR input without an L1 part; with one,
+        OWL-QN).
         ``partial_fit`` runs epochs of the rule alone.
         On CSR input without an L1 part, a minibatch step costs O(its
         nonzeros x n_classes): it updates only the coefficients of the
@@ -106,9 +108,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     alpha : float, default=1e-4
         Regularisation strength, ``>= 0``.
     l1_ratio : float, default=0.0
-        Elastic-net mixing in ``[0, 1]``: 0 is pure L2, 1 pure L1. The L1
-        part is applied by a proximal (soft-thresholding) step, so it needs
-        ``solver="sgd"`` or ``"adam"``.
+        Elastic-net mixing in ``[0, 1]``: 0 is pure L2, 1 pure L1. Every
+        solver takes it: ``"lbfgs"`` by OWL-QN (Andrew & Gao, 2007), which
+        moves within the sign pattern of the coefficients and stops a
+        coefficient at zero rather than let it cross; ``"sgd"``/``"adam"``
+        by proximal (soft-thresholding) steps, finished by OWL-QN where
+        those are slow. The returned zeros are exact.
     fit_intercept : bool, default=True
         Whether to fit an intercept per class.
     max_iter : int, default=1000
@@ -370,12 +375,6 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_solver_params(self):
-        if self.solver == "lbfgs" and self.l1_ratio > 0:
-            raise ValueError(
-                f"solver='lbfgs' handles only the L2 penalty, got "
-                f"l1_ratio={self.l1_ratio!r}. Use solver='sgd' or 'adam' for an "
-                f"L1 or elastic-net penalty, or set l1_ratio=0."
-            )
         if self.n_jobs == 0:
             raise ValueError("n_jobs == 0 has no meaning; use None, -1 or >= 1.")
         _cuda.resolve_device(self.device)
@@ -589,6 +588,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 n_threads=effective_n_threads(self.n_jobs),
                 curvature=objective.curvature_estimate,
                 feature_curvature=objective.feature_curvature,
+                l1=objective.l1_weights(),
             )
         except DivergenceError:
             raise self._divergence_error("an L-BFGS iteration") from None

@@ -31,6 +31,8 @@ from numba import njit
 from scipy.linalg import solve_triangular
 from scipy.optimize._dcsrch import DCSRCH
 
+from ._steps import min_norm_subgradient
+
 # L-BFGS-B's line search constants (lnsrlb): sufficient decrease, curvature,
 # relative width of the bracket; and its history length (scipy's maxcor).
 _FTOL, _GTOL, _XTOL = 1e-3, 0.9, 0.1
@@ -91,13 +93,14 @@ def _max_abs(a, start, stop):
 
 
 @njit(cache=True, nogil=True, fastmath=_REASSOC)
-def _store_and_project(S, Y, rows, slot, step, d, g, g_old, dots, start, stop):
+def _store_and_project(S, Y, rows, slot, step, d, g, g_old, v, dots, start, stop):
     """Store the new pair and form the inner products of the compact update.
 
     On ``start:stop`` (the caller adds up the ranges): with ``slot >= 0``,
     ``S[slot] = step * d`` and ``Y[slot] = g - g_old``; then for every
-    occupied row ``i`` in ``rows``: ``dots[0, i] = S[i]'g``,
-    ``dots[1, i] = Y[i]'g``, ``dots[2, i] = S[i]'Y[slot]`` and
+    occupied row ``i`` in ``rows``: ``dots[0, i] = S[i]'v``,
+    ``dots[1, i] = Y[i]'v`` (``v``: the vector to multiply by ``H``, ``g``
+    itself but for OWL-QN's pseudo-gradient), ``dots[2, i] = S[i]'Y[slot]`` and
     ``dots[3, i] = Y[i]'Y[slot]`` (the last two only with ``slot >= 0``);
     finally ``g_old = g``. One read of S and
     Y, in blocks: the blocks of ``g`` and of the new pair stay in L1 while the
@@ -120,14 +123,14 @@ def _store_and_project(S, Y, rows, slot, step, d, g, g_old, dots, start, stop):
             sg, yg, sy, yy = 0.0, 0.0, 0.0, 0.0
             if slot >= 0:
                 for j in range(a, b):
-                    sg += s_i[j] * g[j]
-                    yg += y_i[j] * g[j]
+                    sg += s_i[j] * v[j]
+                    yg += y_i[j] * v[j]
                     sy += s_i[j] * y_new[j]
                     yy += y_i[j] * y_new[j]
             else:
                 for j in range(a, b):
-                    sg += s_i[j] * g[j]
-                    yg += y_i[j] * g[j]
+                    sg += s_i[j] * v[j]
+                    yg += y_i[j] * v[j]
             dots[0, i] += sg
             dots[1, i] += yg
             dots[2, i] += sy
@@ -151,6 +154,45 @@ def _direction(S, Y, coef_s, coef_y, gamma, g, d, start, stop):
             s_i, y_i = S[i], Y[i]
             for j in range(a, b):
                 d[j] -= cs * s_i[j] + cy * y_i[j]
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _l1_norm(x, l1, start, stop):
+    total = 0.0
+    for j in range(start, stop):
+        total += l1[j] * abs(x[j])
+    return total
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _project_direction(d, pg, l1, start, stop):
+    """OWL-QN's direction projection on ``start:stop``; returns ``pg'd``."""
+    total = 0.0
+    for j in range(start, stop):
+        if l1[j] > 0.0 and not d[j] * pg[j] < 0.0:
+            d[j] = 0.0
+        total += pg[j] * d[j]
+    return total
+
+
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def _orthant_step(out, s, x, alpha, d, pg, l1, start, stop):
+    """``out = x + alpha d``, its penalised entries that leave the orthant
+    of ``x`` set to 0 (at ``x_j = 0`` the orthant is that of ``-pg_j``; none
+    when ``pg_j = 0``), and ``s = out - x``; returns ``(sum l1 |out|,
+    pg's)``."""
+    penalty, decrease = 0.0, 0.0
+    for j in range(start, stop):
+        v = x[j] + alpha * d[j]
+        if l1[j] > 0.0:
+            orthant = x[j] if x[j] != 0.0 else -pg[j]
+            if not v * orthant > 0.0:
+                v = 0.0
+            penalty += l1[j] * abs(v)
+        out[j] = v
+        s[j] = v - x[j]
+        decrease += pg[j] * s[j]
+    return penalty, decrease
 
 
 class VectorOps:
@@ -197,15 +239,36 @@ class VectorOps:
         parts = self._map(lambda c, a, b: _max_abs(v, a, b))
         return parts[0] if np.isnan(parts).any() else max(parts)
 
-    def store_and_project(self, S, Y, rows, slot, step, d, g, g_old, dots):
+    def store_and_project(self, S, Y, rows, slot, step, d, g, g_old, v, dots):
         parts = [dots] + [np.empty_like(dots) for _ in self.bounds[1:]]
         self._map(lambda c, a, b: _store_and_project(S, Y, rows, slot, step, d, g,
-                                                     g_old, parts[c], a, b))
+                                                     g_old, v, parts[c], a, b))
         for part in parts[1:]:
             dots += part
 
     def direction(self, S, Y, coef_s, coef_y, gamma, g, d):
         self._map(lambda c, a, b: _direction(S, Y, coef_s, coef_y, gamma, g, d, a, b))
+
+    # OWL-QN's passes (``l1``: the per-entry L1 weights, 0 where none)
+    def min_norm_subgradient(self, out, x, g, l1):
+        """:func:`_steps.min_norm_subgradient` into ``out``; its max ``|.|``."""
+        parts = self._map(lambda c, a, b: min_norm_subgradient(out, x, g, l1, a, b))
+        return parts[0] if np.isnan(parts).any() else max(parts)
+
+    def l1_norm(self, x, l1):
+        return sum(self._map(lambda c, a, b: _l1_norm(x, l1, a, b)))
+
+    def project_direction(self, d, pg, l1):
+        """Zero the penalised entries of ``d`` that do not descend along
+        ``-pg``; returns ``pg'd``."""
+        return sum(self._map(lambda c, a, b: _project_direction(d, pg, l1, a, b)))
+
+    def orthant_step(self, out, s, x, alpha, d, pg, l1):
+        """``out = x + alpha d`` projected on ``x``'s orthant, ``s = out - x``;
+        returns ``(sum l1 |out|, pg's)``."""
+        parts = self._map(lambda c, a, b: _orthant_step(out, s, x, alpha, d, pg, l1,
+                                                        a, b))
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
 class CompactHistory:
@@ -230,11 +293,13 @@ class CompactHistory:
         self.order = []
         self.gamma = 1.0
 
-    def update_and_direction(self, step, d, g, g_old, store):
-        """Add the pair ``(step d, g - g_old)`` if ``store``; then ``d = -H g``.
+    def update_and_direction(self, step, d, g, g_old, store, v=None):
+        """Add the pair ``(step d, g - g_old)`` if ``store``; then ``d = -H v``
+        (``v`` defaults to ``g``).
 
         Also sets ``g_old = g``. ``d`` is overwritten in place.
         """
+        v = g if v is None else v
         memory = self.S.shape[0]
         slot = -1
         if store:
@@ -243,7 +308,7 @@ class CompactHistory:
                 self.order.pop(0)
             self.order.append(slot)
         rows = np.array(self.order, dtype=np.intp)
-        self.ops.store_and_project(self.S, self.Y, rows, slot, step, d, g, g_old,
+        self.ops.store_and_project(self.S, self.Y, rows, slot, step, d, g, g_old, v,
                                    self.dots)
         if store:
             # the new column of S'Y, and of the symmetric Y'Y
@@ -252,7 +317,7 @@ class CompactHistory:
             self.YY[slot, :] = self.dots[3]
             self.gamma = self.SY[slot, slot] / self.YY[slot, slot]
         if not self.order:
-            np.negative(g, out=d)
+            np.negative(v, out=d)
             return
         R = np.triu(self.SY[np.ix_(rows, rows)])
         gamma = self.gamma
@@ -263,7 +328,7 @@ class CompactHistory:
         coef_y = np.zeros(memory)
         coef_s[rows] = solve_triangular(R, w, trans="T", check_finite=False)
         coef_y[rows] = -gamma * u
-        self.ops.direction(self.S, self.Y, coef_s, coef_y, gamma, g, d)
+        self.ops.direction(self.S, self.Y, coef_s, coef_y, gamma, v, d)
 
 
 class FeatureScale:
@@ -352,8 +417,9 @@ class DiagonalScale:
 
 def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
                   memory=MEMORY, verbose=False, map_chunks=None, n_chunks=1,
-                  scale=None):
-    """Minimise a smooth function by L-BFGS (compact update, Moré-Thuente search).
+                  scale=None, l1=None):
+    """Minimise a smooth function by L-BFGS (compact update, Moré-Thuente search),
+    or a smooth function plus a weighted L1 norm by OWL-QN.
 
     Parameters
     ----------
@@ -388,14 +454,20 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
         per-parameter scales ``r`` (``T = diag(r)``). The stopping rules,
         the returned gradient and ``params`` stay those of the original
         variables.
+    l1 : ndarray of float64, default=None
+        Non-negative weights ``l1_j``: minimise ``f + sum_j l1_j |params_j|``
+        by OWL-QN (:func:`_run_orthantwise`) instead; its exact zeros are
+        returned as zeros. ``scale`` must then be an array (a diagonal
+        change of variables keeps the penalty separable), and ``tol`` and
+        the returned gradient are about the minimum-norm subgradient.
 
     Returns
     -------
     params : ndarray
     f : float
-        The objective at ``params``.
+        The objective at ``params`` (with ``l1``, its L1 term included).
     grad : ndarray
-        The gradient at ``params``.
+        The gradient at ``params`` (with ``l1``, the minimum-norm subgradient).
     n_iter : int
     loss_curve : list of float
         The objective after each iteration.
@@ -404,6 +476,12 @@ def compact_lbfgs(loss_gradient, params0, *, max_iter, tol, ftol, maxls=50,
     start = time.perf_counter()
     n = params0.shape[0]
     ops = VectorOps(n, map_chunks, n_chunks)
+    if l1 is not None:
+        if scale is not None and not isinstance(scale, np.ndarray):
+            raise TypeError("with an L1 term the scale must be diagonal (an array)")
+        return _orthantwise(loss_gradient, params0, ops, start, scale=scale, l1=l1,
+                            max_iter=max_iter, tol=tol, ftol=ftol, maxls=maxls,
+                            memory=memory, verbose=verbose)
     if scale is None:
         x = params0.copy()
         optimality = ops.max_abs
@@ -537,3 +615,135 @@ def _decrement(ops, g, d):
     to the optimum in the objective where the largest gradient entry cannot,
     along directions of little curvature."""
     return -0.5 * ops.dot(g, d)
+
+
+# OWL-QN's backtracking: sufficient decrease along the projected path (Andrew
+# and Gao's constant) and the bounds on each cut of the step
+_OWL_ARMIJO = 1e-4
+_OWL_SHRINK = (0.1, 0.5)
+
+
+def _orthantwise(loss_gradient, params0, ops, start, *, scale, l1, max_iter, tol,
+                 ftol, maxls, memory, verbose):
+    """:func:`compact_lbfgs` with an L1 term: OWL-QN in ``u``, ``params = r u``
+    (``r = scale``, or 1), where the weights become ``l1 r``."""
+    l1 = np.asarray(l1, dtype=float)
+    if scale is None:
+        x = params0.copy()
+        l1_u, inverse = l1, None
+    else:
+        diagonal = DiagonalScale(scale, ops)
+        x = diagonal.to_variables(params0)
+        loss_gradient, original = in_new_variables(loss_gradient, diagonal)
+        l1_u, inverse = l1 * scale, 1.0 / scale
+    subgradient = np.empty_like(x)
+
+    def optimality(pg):
+        """The minimum-norm subgradient's largest entry in the original
+        variables, ``pg / r`` (the scale keeps every sign), into
+        ``subgradient``."""
+        if inverse is None:
+            subgradient[:] = pg
+        else:
+            ops.multiply_into(subgradient, pg, inverse)
+        return ops.max_abs(subgradient)
+
+    x, f, n_iter, loss_curve, status = _run_orthantwise(
+        loss_gradient, x, ops, start, l1=l1_u, max_iter=max_iter, tol=tol,
+        ftol=ftol, maxls=maxls, memory=memory, verbose=verbose,
+        optimality=optimality)
+    if scale is not None:
+        x = diagonal.to_params(x, np.empty_like(x))
+    return x, f, subgradient, n_iter, loss_curve, status
+
+
+def _run_orthantwise(loss_gradient, x, ops, start, *, l1, max_iter, tol, ftol,
+                     maxls, memory, verbose, optimality):
+    """OWL-QN (Andrew & Gao, 2007) from ``x`` (owned, modified) on
+    ``F = f + sum_j l1_j |x_j|``.
+
+    Each iteration: the pseudo-gradient ``pg`` (the minimum-norm
+    subgradient of ``F``), the L-BFGS direction ``d = -H pg`` from pairs of
+    ``f``'s gradients, its penalised entries that do not descend along
+    ``-pg`` zeroed, then a backtracking search along the path projected on
+    the current orthant (entries that would change sign stop at 0, which is
+    how exact zeros arise), accepted on ``F(x+) <= F(x) + c pg'(x+ - x)``.
+    The stopping rules are :func:`_run`'s with ``pg`` for the gradient:
+    ``optimality(pg) <= tol`` and a predicted decrease ``-pg'd / 2`` of at
+    most ``tol * max(|F|, 1)``, or ``F`` no longer changing (``ftol``).
+    Returns ``(x, F, n_iter, loss_curve, status)``; ``optimality``'s last
+    call saw the returned point's ``pg``.
+    """
+    n = x.shape[0]
+    f, grad = loss_gradient(x)
+    g = grad.copy()
+    F = f + ops.l1_norm(x, l1)
+    pg = np.empty(n)
+    ops.min_norm_subgradient(pg, x, g, l1)
+    d = np.negative(pg)
+    slope = ops.project_direction(d, pg, l1)
+    loss_curve = []
+    if not optimality(pg) > tol and not -0.5 * slope > tol * max(abs(F), 1.0):
+        return x, F, 0, loss_curve, "converged"
+    history = CompactHistory(n, memory, ops)
+    g_old = g.copy()
+    x_trial, s = np.empty(n), np.empty(n)
+    n_iter, status = 0, "max_iter"
+    while n_iter < max_iter:
+        if not slope < 0.0:
+            # not a descent direction (rounding, or curvature pairs that
+            # disagree with the orthant): restart along -pg
+            history.clear()
+            np.negative(pg, out=d)
+            slope = ops.project_direction(d, pg, l1)
+            if not slope < 0.0:  # pg = 0: the optimum
+                status = "converged"
+                break
+        step = 1.0 / np.sqrt(-slope) if not history.order else 1.0
+        accepted = False
+        for _ in range(maxls):
+            penalty, decrease = ops.orthant_step(x_trial, s, x, step, d, pg, l1)
+            f_trial, grad_trial = loss_gradient(x_trial)
+            F_trial = f_trial + penalty
+            if F_trial <= F + _OWL_ARMIJO * decrease:
+                accepted = True
+                break
+            # cut to the minimiser of the quadratic through F, the slope at
+            # 0 and F_trial, within _OWL_SHRINK of the step (the largest cut
+            # when F_trial is not finite)
+            excess = F_trial - F - slope * step
+            cut = (-slope * step / (2.0 * excess) if np.isfinite(F_trial)
+                   and excess > 0.0 else _OWL_SHRINK[0])
+            step *= min(max(cut, _OWL_SHRINK[0]), _OWL_SHRINK[1])
+        if not accepted:
+            if history.order:  # as L-BFGS-B: forget the pairs, retry along -pg
+                history.clear()
+                slope = 0.0
+                continue
+            status = "line_search"
+            break
+        F_old = F
+        x, x_trial = x_trial, x
+        g[:] = grad_trial
+        F = F_trial
+        n_iter += 1
+        loss_curve.append(F)
+        if verbose:
+            print(f"Iteration {n_iter}, loss = {F:.8f}, "
+                  f"time = {time.perf_counter() - start:.3f}s")
+        ops.min_norm_subgradient(pg, x, g, l1)
+        small = not optimality(pg) > tol
+        if F_old - F <= ftol * max(abs(F_old), abs(F), 1.0):
+            status = "converged" if small else "ftol"
+            break
+        # as L-BFGS-B, a pair is kept when s'y > eps * (-s'g_old) (here the
+        # pseudo-gradient's, which the accepted step decreased along)
+        sy = ops.dot(s, g) - ops.dot(s, g_old)
+        store = sy > np.finfo(float).eps * (-decrease)
+        d, s = s, d  # the pair's s goes in as the step; d receives -H pg
+        history.update_and_direction(1.0, d, g, g_old, store, v=pg)
+        slope = ops.project_direction(d, pg, l1)
+        if small and not -0.5 * slope > tol * max(abs(F), 1.0):
+            status = "converged"
+            break
+    return x, F, n_iter, loss_curve, status

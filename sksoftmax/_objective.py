@@ -40,7 +40,7 @@ from ._kernels import (
 )
 from ._math import softmax
 from ._parallel import chunk_map, serial_map
-from ._steps import SCHEDULES
+from ._steps import SCHEDULES, min_norm_subgradient
 
 
 def class_weights(class_weight, classes, y, sample_weight):
@@ -233,6 +233,17 @@ class ParameterLayout:
     def l1_strength(self):
         return self.alpha * self.l1_ratio
 
+    def l1_weights(self):
+        """The L1 part as per-parameter weights (the strength on the
+        coefficients, 0 on the intercepts), or None without one: the form
+        OWL-QN and :meth:`optimality` take."""
+        strength = self.l1_strength()
+        if not strength:
+            return None
+        weights = np.zeros(self.n_params)
+        weights[:self.n_logits * self.n_features] = strength
+        return weights
+
     def finish(self, loss_sum, grad_sum, params, weight_sum, out):
         """The smooth part of the objective and its gradient, from the data's
         weighted sums.
@@ -304,18 +315,15 @@ class ParameterLayout:
         bounds; with one, a coefficient at zero contributes ``max(|g| - l1,
         0)`` and any other ``|g + l1 sign(w)|``. Zero exactly at the optimum.
         """
-        gradient = np.asarray(gradient)
+        gradient = np.asarray(gradient, dtype=float)
         if not gradient.size:
             return 0.0
-        l1 = self.l1_strength()
-        if not l1:
+        l1 = self.l1_weights()
+        if l1 is None:
             return float(np.max(np.abs(gradient)))
-        n_coef = self.n_logits * self.n_features
-        w, g = params[:n_coef], gradient[:n_coef]
-        coef = np.where(w == 0.0, np.maximum(np.abs(g) - l1, 0.0),
-                        np.abs(g + l1 * np.sign(w)))
-        rest = np.abs(gradient[n_coef:])
-        return float(max(coef.max(initial=0.0), rest.max(initial=0.0)))
+        return float(min_norm_subgradient(np.empty_like(gradient),
+                                          np.asarray(params, dtype=float),
+                                          gradient, l1, 0, gradient.shape[0]))
 
     def evaluate(self, params):
         """``(objective, gradient, optimality)`` at ``params``: one full pass.

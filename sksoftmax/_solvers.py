@@ -51,8 +51,8 @@ _SCIPY_SCALING_SPREAD = 1000.0
 
 
 def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
-          compact=None, curvature=None, feature_curvature=None):
-    """Minimise a smooth objective by L-BFGS.
+          compact=None, curvature=None, feature_curvature=None, l1=None):
+    """Minimise a smooth objective by L-BFGS, or one plus an L1 term by OWL-QN.
 
     Parameters
     ----------
@@ -92,6 +92,12 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         then preconditions those with ``F^(-1/2)`` and the others with ``h``
         as above; it needs ``curvature`` too. On the scipy path, called only
         where ``h`` is used.
+    l1 : ndarray, default=None
+        Per-parameter L1 weights (0 where none): minimise ``loss + sum_j
+        l1_j |params_j|`` by OWL-QN, always in the compact implementation
+        (scipy has no L1), preconditioned by the diagonal ``h`` alone (the
+        Kronecker model would mix coordinates the penalty separates).
+        ``tol`` then bounds the minimum-norm subgradient.
 
     Returns
     -------
@@ -106,6 +112,8 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         decreasing, the line search failed), with the largest gradient entry
         reached.
     """
+    if l1 is not None:
+        compact, feature_curvature = True, None
     if compact is None:
         compact = params0.shape[0] >= COMPACT_MIN_PARAMS
     scale = None
@@ -121,7 +129,7 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
             params, f, grad, n_iter, loss_curve, status = compact_lbfgs(
                 loss_gradient, params0, max_iter=max_iter, tol=tol, ftol=_FTOL,
                 verbose=verbose, map_chunks=map_chunks, n_chunks=n_chunks,
-                scale=scale)
+                scale=scale, l1=l1)
         message = None
     else:
         # L-BFGS-B's vector operations on fewer than COMPACT_MIN_PARAMS entries
@@ -134,8 +142,9 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
     if not np.isfinite(f) or not np.all(np.isfinite(params)):
         raise DivergenceError(
             f"L-BFGS reached a non-finite objective ({message or status}).")
-    return params, n_iter, loss_curve, _lbfgs_failure(grad, n_iter, status, message,
-                                                      tol, max_iter)
+    return params, n_iter, loss_curve, _lbfgs_failure(
+        grad, n_iter, status, message, tol, max_iter,
+        what="gradient" if l1 is None else "minimum-norm subgradient")
 
 
 def _diagonal_scale(h):
@@ -235,16 +244,17 @@ def _scipy_lbfgs(loss_gradient, params0, *, max_iter, tol, verbose, scale=None):
     return (*at(result.x), int(result.nit), loss_curve, status, message)
 
 
-def _lbfgs_failure(grad, n_iter, status, message, tol, max_iter):
+def _lbfgs_failure(grad, n_iter, status, message, tol, max_iter, what="gradient"):
     """Why an L-BFGS run did not converge by ``max|grad| <= tol``, or None.
 
     ``status`` is ``compact_lbfgs``'s (``"ftol"``, ``"line_search"``, ...);
-    ``message`` scipy's words, None for the compact implementation.
+    ``message`` scipy's words, None for the compact implementation; ``what``
+    names ``grad`` in the message.
     """
     grad_max = float(np.max(np.abs(grad))) if grad.size else 0.0
     if grad_max <= tol:
         return None
-    reached = f"the largest absolute gradient entry is {grad_max:.3g} > tol={tol:g}"
+    reached = f"the largest absolute {what} entry is {grad_max:.3g} > tol={tol:g}"
     if n_iter >= max_iter:
         return f"max_iter={max_iter} iterations were reached; {reached}"
     if status == "ftol":
@@ -427,7 +437,7 @@ def solve_to_optimum(objective, settings, solver, state, constants, *, batch_siz
                      rng, rows, n_rows):
     """sgd/adam's ``fit`` without early stopping: :meth:`MinibatchSolver.solve`
     on ``objective`` (in memory, on dask or on the GPU), finished full batch
-    by :func:`lbfgs` (preconditioned) where there is no L1 part.
+    by :func:`lbfgs` (preconditioned; OWL-QN with an L1 part).
 
     ``constants`` are ``(max_smoothness, mean_smoothness, intercept_scale)``
     of the SVRG step, ``rows`` what an epoch visits (rows, or the dask
@@ -436,14 +446,14 @@ def solve_to_optimum(objective, settings, solver, state, constants, *, batch_siz
     ``state`` ends at the model. Raises :class:`DivergenceError`.
     """
     max_smoothness, mean_smoothness, intercept_scale = constants
-    finish = None
-    if not objective.l1_strength():
-        def finish(params, max_iter):
-            return lbfgs(objective.loss_gradient, params, max_iter=max_iter,
-                         tol=settings.tol, verbose=settings.verbose,
-                         n_threads=settings.n_threads,
-                         curvature=objective.curvature_estimate,
-                         feature_curvature=objective.feature_curvature)
+
+    def finish(params, max_iter):
+        return lbfgs(objective.loss_gradient, params, max_iter=max_iter,
+                     tol=settings.tol, verbose=settings.verbose,
+                     n_threads=settings.n_threads,
+                     curvature=objective.curvature_estimate,
+                     feature_curvature=objective.feature_curvature,
+                     l1=objective.l1_weights())
     return solver.solve(
         state, objective.minibatch_epoch, rows, evaluate=objective.evaluate,
         variance_reduced_epoch=(objective.variance_reduced_epoch
@@ -595,7 +605,7 @@ class MinibatchSolver:
            decrease (a linear rate too slow to pay for three passes an
            epoch), or ``_MAX_REJECTED`` epochs in a row are rejected,
            ``finish(params, max_iter)`` (full-batch L-BFGS to ``tol``) runs
-           from the best snapshot. Without ``finish`` (an L1 part) the SVRG
+           from the best snapshot. Without ``finish`` the SVRG
            epochs go on; with neither, epochs of the solver's rule do, each
            judged by a full pass as above.
 

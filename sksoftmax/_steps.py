@@ -64,6 +64,42 @@ def soft_threshold(params, n_coef, threshold, per_coordinate, shift):
         params[j] = new
 
 
+@njit(cache=True, nogil=True)
+def min_norm_subgradient(out, params, grad, l1, start, stop):
+    """The minimum-norm subgradient of ``f + sum_j l1_j |params_j|`` into
+    ``out`` on ``start:stop``, ``grad`` being ``f``'s gradient; returns its
+    largest absolute entry there (NaN if any entry is NaN).
+
+    A coordinate away from zero gets ``grad + l1 sign(params)``; one at zero
+    the point of ``[grad - l1, grad + l1]`` nearest zero, which is zero when
+    ``|grad| <= l1`` (L1's optimality condition). OWL-QN calls it the
+    pseudo-gradient: minus it is the steepest descent direction.
+    """
+    largest = 0.0
+    nan = False
+    for j in range(start, stop):
+        g, w, t = grad[j], params[j], l1[j]
+        if w > 0.0:
+            v = g + t
+        elif w < 0.0:
+            v = g - t
+        elif g + t < 0.0:
+            v = g + t
+        elif g - t > 0.0:
+            v = g - t
+        elif g == g:
+            v = 0.0
+        else:
+            v = g  # NaN
+        out[j] = v
+        a = abs(v)
+        if a > largest:
+            largest = a
+        elif a != a:
+            nan = True
+    return math.nan if nan else largest
+
+
 @njit(cache=True, nogil=True, inline="always")
 def sgd_update(w, v, g, eta, momentum, nesterov):
     """One coordinate's momentum step: returns the new ``(w, v)``.

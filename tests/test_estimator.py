@@ -683,7 +683,6 @@ def test_prediction_errors():
     [
         (dict(alpha=-1.0), "'alpha' parameter .* must be a float in the range"),
         (dict(solver="newton"), "'solver' parameter"),
-        (dict(l1_ratio=0.5), "solver='lbfgs' handles only the L2 penalty"),
         (dict(label_smoothing=1.0), "'label_smoothing' parameter"),
         (dict(batch_size=0), "'batch_size' parameter"),
         (dict(learning_rate="fast"), "'learning_rate' parameter"),

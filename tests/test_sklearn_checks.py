@@ -21,6 +21,7 @@ ESTIMATORS = [
     SoftmaxRegressionClassifier(label_smoothing=0.1),
     SoftmaxRegressionClassifier(solver="sgd", l1_ratio=0.5, batch_size=200,
                                 random_state=0),
+    SoftmaxRegressionClassifier(l1_ratio=0.5),
     SoftmaxRegressionClassifier(fit_intercept=False),
 ]
 
