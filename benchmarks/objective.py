@@ -1,6 +1,8 @@
 """The one objective every benchmarked model is scored by.
 
-``mean_i CE(softmax(W x_i + b), y_i) + alpha / 2 * ||W||^2``, evaluated in
+``mean_i CE(softmax(W x_i + b), y_i) + alpha / 2 * ||W||^2`` (with an
+``l1_ratio``, the elastic net ``alpha * ((1 - l1_ratio) / 2 * ||W||^2 +
+l1_ratio * ||W||_1)``), evaluated in
 float64 from each model's linear parameters, whatever the model optimised
 (one-vs-rest SGD is scored as if its scores were softmax logits). A single
 row of coefficients is the binary form ``softmax([0, z])``.
@@ -19,8 +21,10 @@ def logits(coef, intercept, X):
     return Z
 
 
-def objective(coef, intercept, X, y_codes, alpha):
+def objective(coef, intercept, X, y_codes, alpha, l1_ratio=0.0):
     """Training objective of linear parameters ``(coef, intercept)``."""
     log_p = log_softmax(logits(coef, intercept, X), axis=1)
     data_term = -np.mean(log_p[np.arange(len(y_codes)), y_codes])
-    return float(data_term + 0.5 * alpha * np.sum(coef.astype(np.float64) ** 2))
+    coef = coef.astype(np.float64)
+    return float(data_term + alpha * ((1.0 - l1_ratio) / 2 * np.sum(coef ** 2)
+                                      + l1_ratio * np.abs(coef).sum()))

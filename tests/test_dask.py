@@ -39,11 +39,14 @@ def chunked(X, y, rows):
             da.from_array(y, chunks=rows))
 
 
-@pytest.mark.parametrize("case", ["multiclass", "binary-float32", "weights"])
+@pytest.mark.parametrize("case", ["multiclass", "binary-float32", "weights",
+                                  "elastic-net"])
 def test_lbfgs_on_dask_equals_the_in_memory_fit(client, digits, case):
     X, y = digits
     params = dict(tol=1e-6, alpha=1e-3)
     fit_kwargs, dask_kwargs = {}, {}
+    if case == "elastic-net":  # OWL-QN on the reduced sums
+        params.update(alpha=1e-2, l1_ratio=0.5)
     if case == "binary-float32":
         # float32 resolves the gradient to about 1e-5
         X, y = X.astype(np.float32), (y >= 5).astype(int)
@@ -65,6 +68,9 @@ def test_lbfgs_on_dask_equals_the_in_memory_fit(client, digits, case):
     proba = clf.predict_proba(X_dask)
     assert isinstance(proba, da.Array)
     assert_allclose(proba.compute(), ref.predict_proba(X), atol=1e-4)
+    if case == "elastic-net":
+        assert np.count_nonzero(ref.coef_ == 0) > 100
+        assert np.sum((clf.coef_ == 0) != (ref.coef_ == 0)) <= 2
 
 
 def test_feature_curvature_on_dask_is_the_in_memory_one(client, digits):
