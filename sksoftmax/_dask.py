@@ -693,7 +693,7 @@ def fit_minibatch(objective, params, settings, random_state):
 
     ``settings`` is a :class:`~sksoftmax._solvers.MinibatchSettings`,
     ``random_state`` the estimator's. Returns ``(state, rng, n_epochs,
-    n_full, loss_curve, converged)``; raises
+    n_full, loss_curve, failure)``; raises
     :class:`~sksoftmax._solvers.DivergenceError`.
     """
     from sklearn.utils import check_random_state

@@ -670,12 +670,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "_minibatch_state": state, "_rng": rng}
 
     def _minibatch_fitted(self, objective, state, rng, n_epochs, n_full, loss_curve,
-                          converged):
+                          failure):
         """The fitted attributes after :func:`solve_to_optimum` (in memory or
         on dask)."""
         fitted = self._fitted_params(objective, state.model)
-        if not converged:
-            self._warn_max_epochs()
+        if failure is not None:
+            warnings.warn(
+                f"solver={self.solver!r} did not converge: {failure}. Scale the "
+                "data (e.g. with StandardScaler), increase max_iter, or raise tol.",
+                ConvergenceWarning, stacklevel=5,  # the caller of fit
+            )
         n_samples = objective.X.shape[0]
         return {**fitted, "n_iter_": n_epochs + n_full, "t_": n_epochs * n_samples,
                 "loss_curve_": loss_curve, "validation_scores_": None,

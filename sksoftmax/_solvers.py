@@ -442,7 +442,7 @@ def solve_to_optimum(objective, settings, solver, state, constants, *, batch_siz
     ``constants`` are ``(max_smoothness, mean_smoothness, intercept_scale)``
     of the SVRG step, ``rows`` what an epoch visits (rows, or the dask
     driver's groups of chunks) and ``n_rows`` the rows an epoch's steps
-    sample from. Returns ``(n_epochs, n_full, loss_curve, converged)``;
+    sample from. Returns ``(n_epochs, n_full, loss_curve, failure)``;
     ``state`` ends at the model. Raises :class:`DivergenceError`.
     """
     max_smoothness, mean_smoothness, intercept_scale = constants
@@ -641,7 +641,10 @@ class MinibatchSolver:
             Full-batch iterations of ``finish``.
         loss_curve : list of float
             The objective of the model after each epoch and iteration.
-        converged : bool
+        failure : str or None
+            None when the fit met ``tol``; otherwise why it stopped, in
+            words (``max_iter``, a step that vanished, or ``finish``'s own
+            reason), with the optimality reached.
         """
         start = time.perf_counter()
         initial = state.model.copy()
@@ -700,14 +703,20 @@ class MinibatchSolver:
             best, f, gradient, optimality = params, value, new_gradient, new_optimality
             loss_curve.append(f)
             report(f"Epoch {n_epochs}", f)
-        n_full = 0
-        converged = optimality <= tol
-        if not converged and finish is not None and n_epochs < max_iter:
-            best, n_full, curve, failure = finish(best, max_iter - n_epochs)
-            loss_curve.extend(curve)
-            converged = failure is None
+        n_full, failure = 0, None
+        if not optimality <= tol:
+            if finish is not None and n_epochs < max_iter:
+                best, n_full, curve, failure = finish(best, max_iter - n_epochs)
+                loss_curve.extend(curve)
+            else:
+                reached = (f"the largest absolute (sub)gradient entry is "
+                           f"{optimality:.3g} > tol={tol:g}")
+                failure = (f"max_iter={max_iter} epochs were reached; {reached}"
+                           if n_epochs >= max_iter else
+                           f"every epoch raised the objective until the step fell "
+                           f"below 1e-12, after {n_epochs} epochs; {reached}")
         state.restart_from(best.copy())
-        return n_epochs, n_full, loss_curve, converged
+        return n_epochs, n_full, loss_curve, failure
 
     def fit(self, state, run_epoch, rows, *, batch_size, rng, shuffle, max_iter, tol,
             n_iter_no_change, validation_score=None, model_loss=None, verbose=False):

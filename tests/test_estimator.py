@@ -426,8 +426,22 @@ def test_convergence_warning_at_max_iter():
     X, y = scaled("digits")
     with pytest.warns(ConvergenceWarning, match="L-BFGS did not converge"):
         SoftmaxRegressionClassifier(max_iter=2).fit(X, y)
-    with pytest.warns(ConvergenceWarning, match="Maximum number of epochs"):
+    with pytest.warns(ConvergenceWarning, match="solver='adam' did not converge: "
+                      "max_iter=2 epochs were reached"):
         SoftmaxRegressionClassifier(solver="adam", max_iter=2).fit(X, y)
+
+
+def test_a_stochastic_fit_that_stalls_says_why_not_max_iter():
+    # float32 resolves the gradient to ~1e-5: the full-batch finish stops on
+    # the objective's rounding, long before max_iter
+    X, y = scaled("digits")
+    clf = SoftmaxRegressionClassifier(solver="sgd", tol=1e-7, alpha=1e-2,
+                                      random_state=0)
+    with pytest.warns(ConvergenceWarning,
+                      match=r"solver='sgd' did not converge: the objective stopped "
+                            r"decreasing .* the largest absolute gradient entry"):
+        clf.fit(X.astype(np.float32), y)
+    assert clf.n_iter_ < clf.max_iter
 
 
 def test_verbose_prints_one_line_per_iteration(capsys):

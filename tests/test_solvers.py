@@ -510,9 +510,9 @@ def test_solve_reaches_tol_by_variance_reduced_epochs(solver_name):
     solver = make_solver(solver_name)
     state = solver.init_state(np.zeros(3))
     epoch = gradient_descent_epoch()
-    n_epochs, n_full, curve, converged = solve(
+    n_epochs, n_full, curve, failure = solve(
         solver, state, variance_reduced_epoch=epoch, finish=None)
-    assert converged and n_full == 0
+    assert failure is None and n_full == 0
     assert np.max(np.abs(quadratic(state.model)[1])) <= 1e-8
     assert_allclose(state.model, CENTER, atol=1e-8)
     assert len(curve) == n_epochs == len(epoch.calls) + 1
@@ -541,7 +541,7 @@ def test_solve_rejects_epochs_that_raise_the_objective_and_finishes():
         finished["max_iter"] = max_iter
         return CENTER.copy(), 7, [0.5, 0.0], None
 
-    n_epochs, n_full, curve, converged = solve(
+    n_epochs, n_full, curve, failure = solve(
         solver, state, variance_reduced_epoch=uphill, finish=finish, max_iter=50)
     first = curve[0]
     # three rejected epochs, each halving the step, then the finish from the
@@ -550,7 +550,7 @@ def test_solve_rejects_epochs_that_raise_the_objective_and_finishes():
     assert n_epochs == 4 and curve[:4] == [first] * 4
     assert quadratic(finished["from"])[0] == pytest.approx(first)
     assert finished["max_iter"] == 50 - 4
-    assert (n_full, converged, curve[4:]) == (7, True, [0.5, 0.0])
+    assert (n_full, failure, curve[4:]) == (7, None, [0.5, 0.0])
     assert_array_equal(state.model, CENTER)
 
 
@@ -562,9 +562,10 @@ def test_solve_without_a_finish_keeps_the_best_model_and_reports_no_convergence(
         params += 3.0 * (params - CENTER)
         return 0.0, False
 
-    n_epochs, n_full, curve, converged = solve(
+    n_epochs, n_full, curve, failure = solve(
         solver, state, variance_reduced_epoch=uphill, finish=None, max_iter=6)
-    assert (n_epochs, n_full, converged) == (6, 0, False)
+    assert (n_epochs, n_full) == (6, 0)
+    assert failure.startswith("max_iter=6 epochs were reached; the largest")
     assert quadratic(state.model)[0] == pytest.approx(curve[0]) == curve[-1]
 
 
@@ -579,9 +580,9 @@ def test_solve_reverts_a_first_epoch_that_made_things_worse():
         finished["from"] = params.copy()
         return params, 0, [], "stopped"
 
-    _, _, curve, converged = solve(solver, state, variance_reduced_epoch=None,
-                                   finish=finish)
-    assert not converged and not epoch.calls
+    _, _, curve, failure = solve(solver, state, variance_reduced_epoch=None,
+                                 finish=finish)
+    assert failure == "stopped" and not epoch.calls
     assert_array_equal(finished["from"], CENTER + 0.1)
     assert curve == [start_value]
 
@@ -596,9 +597,9 @@ def test_solve_switches_to_full_batch_when_variance_reduction_is_slow():
         finished["from"] = params.copy()
         return CENTER.copy(), 3, [0.0], None
 
-    n_epochs, n_full, curve, converged = solve(
+    n_epochs, n_full, curve, failure = solve(
         solver, state, variance_reduced_epoch=slow, finish=finish, step=1e-4)
-    assert converged and n_full == 3
+    assert failure is None and n_full == 3
     assert 2 <= n_epochs <= 4  # gave up on SVRG after an epoch that gained little
     assert_array_equal(finished["from"], slow.calls[-1][0] - 1e-4 * quadratic(
         slow.calls[-1][0])[1])
