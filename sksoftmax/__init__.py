@@ -2,9 +2,12 @@
 
 from ._estimator import SoftmaxRegressionClassifier
 from ._math import cross_entropy, log_softmax, one_hot, softmax, softmax_cross_entropy
+from ._path import SoftmaxRegressionClassifierCV, softmax_regression_path
 
 __all__ = [
     "SoftmaxRegressionClassifier",
+    "SoftmaxRegressionClassifierCV",
+    "softmax_regression_path",
     "softmax",
     "log_softmax",
     "one_hot",

@@ -1,0 +1,196 @@
+"""softmax_regression_path and SoftmaxRegressionClassifierCV."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits, load_iris
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sksoftmax import (
+    SoftmaxRegressionClassifier,
+    SoftmaxRegressionClassifierCV,
+    softmax_regression_path,
+)
+
+
+def _iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _digits(n=500):
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X[:n]), y[:n]
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
+def test_path_equals_independent_fits(solver, l1_ratio):
+    X, y = _iris()
+    alphas = [0.3, 0.03, 0.003]
+    coefs, intercepts, fitted_alphas, n_iter = softmax_regression_path(
+        X, y, alphas=alphas[::-1], solver=solver, l1_ratio=l1_ratio, tol=1e-7,
+        random_state=0)
+    assert_array_equal(fitted_alphas, alphas)  # strongest first
+    assert coefs.shape == (3, 3, 4) and intercepts.shape == (3, 3)
+    for alpha, coef, intercept in zip(alphas, coefs, intercepts, strict=True):
+        cold = SoftmaxRegressionClassifier(solver=solver, alpha=alpha,
+                                           l1_ratio=l1_ratio, tol=1e-7,
+                                           random_state=0).fit(X, y)
+        # both within tol=1e-7 of the same optimum
+        assert_allclose(coef, cold.coef_, atol=1e-4)
+        assert_allclose(intercept, cold.intercept_, atol=1e-4)
+        if l1_ratio:
+            assert np.sum((coef == 0) != (cold.coef_ == 0)) <= 1
+    assert np.all(n_iter >= 1)
+
+
+def test_path_warm_starts_save_iterations():
+    X, y = _digits()
+    alphas = np.geomspace(1e-1, 1e-4, 8)
+    _, _, _, n_iter = softmax_regression_path(X, y, alphas=alphas, tol=1e-6)
+    cold = [SoftmaxRegressionClassifier(alpha=a, tol=1e-6).fit(X, y).n_iter_
+            for a in alphas]
+    assert n_iter.sum() < 0.8 * sum(cold)
+
+
+def test_path_takes_csr_and_keeps_float32():
+    X, y = _digits(300)
+    X32 = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dense, _, _, _ = softmax_regression_path(X, y, alphas=[0.1, 0.01])
+        csr, _, _, _ = softmax_regression_path(sp.csr_matrix(X), y,
+                                               alphas=[0.1, 0.01])
+        single, _, _, _ = softmax_regression_path(X32, y, alphas=[0.1, 0.01])
+    assert single.dtype == np.float32
+    assert_allclose(csr, dense, atol=1e-4)
+    assert_allclose(single, dense, atol=1e-3)
+
+
+def test_int_alphas_are_logistic_regression_cvs_cs():
+    X, y = _iris()
+    _, _, alphas, _ = softmax_regression_path(X, y, alphas=5)
+    Cs = np.logspace(-4, 4, 5)
+    assert_allclose(alphas, 1.0 / (Cs * len(y)), rtol=1e-12)
+
+
+def test_int_alphas_with_l1_start_where_every_coefficient_is_zero():
+    X, y = _iris()
+    coefs, _, alphas, _ = softmax_regression_path(X, y, alphas=4, l1_ratio=1.0,
+                                                  tol=1e-7)
+    assert_allclose(alphas[1:] / alphas[:-1], 1e-4 ** (1 / 3), rtol=1e-12)
+    assert np.all(coefs[0] == 0)
+    # just below alpha_max, a coefficient leaves zero
+    nearly, _, _, _ = softmax_regression_path(X, y, alphas=[alphas[0] * 0.99],
+                                              l1_ratio=1.0, tol=1e-7)
+    assert np.count_nonzero(nearly) >= 1
+
+
+def test_path_rejects_its_own_parameters_and_bad_alphas():
+    X, y = _iris()
+    with pytest.raises(TypeError, match="sets 'alpha' itself"):
+        softmax_regression_path(X, y, alpha=0.1)
+    with pytest.raises(ValueError, match="alphas must be"):
+        softmax_regression_path(X, y, alphas=[0.1, -1.0])
+    with pytest.raises(ValueError, match="alphas must be"):
+        softmax_regression_path(X, y, alphas=[])
+
+
+def test_cv_picks_what_grid_search_picks():
+    X, y = _digits()
+    folds = list(StratifiedKFold(4).split(X, y))
+    alphas = np.geomspace(1.0, 1e-4, 6)
+    cv = SoftmaxRegressionClassifierCV(alphas=alphas, cv=folds, tol=1e-6).fit(X, y)
+    grid = GridSearchCV(SoftmaxRegressionClassifier(tol=1e-6), {"alpha": alphas},
+                        cv=folds).fit(X, y)
+    assert cv.alpha_ == grid.best_params_["alpha"]
+    assert_allclose(cv.scores_.mean(axis=0),
+                    grid.cv_results_["mean_test_score"], atol=0.01)
+    assert cv.scores_.shape == (4, 6) and cv.n_iter_.shape == (4, 6)
+    assert cv.coefs_paths_.shape == (4, 6, 10, 64)
+    # refit: the optimum at alpha_ on all the data
+    final = SoftmaxRegressionClassifier(alpha=cv.alpha_, tol=1e-6).fit(X, y)
+    assert_allclose(cv.coef_, final.coef_, atol=1e-3)
+    assert_allclose(cv.predict_proba(X), final.predict_proba(X), atol=1e-4)
+    assert_array_equal(cv.predict(X), final.predict(X))
+
+
+def test_cv_agrees_with_logistic_regression_cv():
+    # LogisticRegressionCV's C multiplies a sum over the fold's training
+    # rows: its folds minimise our objective at alpha = 1 / (C n_train)
+    X, y = _digits(480)
+    folds = list(StratifiedKFold(4).split(X, y))
+    n_train = len(folds[0][0])
+    assert all(len(train) == n_train for train, _ in folds)
+    Cs = np.logspace(-3, 2, 6)
+    cv = SoftmaxRegressionClassifierCV(alphas=1 / (Cs * n_train), cv=folds,
+                                       scoring="neg_log_loss", tol=1e-6).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        lrcv = LogisticRegressionCV(Cs=Cs, cv=folds, scoring="neg_log_loss",
+                                    tol=1e-8, max_iter=10_000).fit(X, y)
+    assert cv.alpha_ == pytest.approx(1 / (lrcv.C_[0] * n_train))
+    # both: strongest regularisation first; the weakest alphas are nearly
+    # separable, where tol leaves the most room
+    assert_allclose(cv.scores_, lrcv.scores_[lrcv.classes_[0]], atol=1e-3)
+    assert_allclose(cv.scores_[:, :3], lrcv.scores_[lrcv.classes_[0]][:, :3],
+                    atol=1e-5)
+
+
+def test_cv_without_refit_averages_the_folds():
+    X, y = _iris()
+    cv = SoftmaxRegressionClassifierCV(alphas=3, refit=False).fit(X, y)
+    best = list(cv.alphas_).index(cv.alpha_)
+    assert_allclose(cv.coef_, cv.coefs_paths_[:, best].mean(axis=0))
+    assert_allclose(cv.intercept_, cv.intercepts_paths_[:, best].mean(axis=0))
+
+
+def test_cv_folds_on_threads_give_the_serial_result():
+    X, y = _digits(300)
+    serial = SoftmaxRegressionClassifierCV(alphas=4, cv=3).fit(X, y)
+    threaded = SoftmaxRegressionClassifierCV(alphas=4, cv=3, n_jobs=2).fit(X, y)
+    assert_allclose(threaded.scores_, serial.scores_)
+    assert_allclose(threaded.coef_, serial.coef_, atol=1e-6)
+
+
+def test_cv_errors_are_clear():
+    X, y = _iris()
+    order = np.argsort(y, kind="stable")
+    X, y = X[order], y[order]
+    from sklearn.model_selection import KFold
+    with pytest.raises(ValueError, match=r"lacks the classes \[0\]"):
+        SoftmaxRegressionClassifierCV(cv=KFold(3)).fit(X, y)
+    with pytest.raises(ValueError, match="'alphas' parameter"):
+        SoftmaxRegressionClassifierCV(alphas=0).fit(X, y)
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(TypeError, match="in-memory X and y"):
+        SoftmaxRegressionClassifierCV().fit(da.from_array(X), da.from_array(y))
+
+
+def _expected_failed_checks(estimator):
+    # as for LogisticRegressionCV: the folds of repeated rows are not the
+    # folds of weighted ones (a repeated row can sit in a training fold and
+    # in its test fold), so the path, the scores and alpha_ may differ; the
+    # lbfgs paths agree within tol here, the stochastic ones do not
+    if estimator.solver == "lbfgs":
+        return {}
+    return {name: "cross-validation folds differ between weighted and repeated "
+                  "rows" for name in ("check_sample_weight_equivalence_on_dense_data",
+                                      "check_sample_weight_equivalence_on_sparse_data")}
+
+
+@parametrize_with_checks([SoftmaxRegressionClassifierCV(alphas=3, cv=3),
+                          SoftmaxRegressionClassifierCV(alphas=3, cv=3, solver="sgd",
+                                                        l1_ratio=0.5,
+                                                        random_state=0)],
+                         expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_cv_estimator(estimator, check):
+    check(estimator)
