@@ -1,7 +1,7 @@
 """
-=================================================
+==================================================
 Choosing alpha by cross-validation: a linear probe
-=================================================
+==================================================
 
 A linear probe trains a softmax classifier on frozen embeddings and sweeps
 the regularisation, keeping the value that validates best (the CLIP paper

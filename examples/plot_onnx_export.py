@@ -1,7 +1,7 @@
 """
-=========================================
+===========================================
 Deploying a model with ONNX and onnxruntime
-=========================================
+===========================================
 
 A fitted pipeline usually leaves the notebook as ONNX: skl2onnx converts it,
 and onnxruntime serves it from any language. ``import sksoftmax.onnx``
