@@ -271,7 +271,7 @@ class SoftmaxRegressionClassifierCV(ClassifierMixin, BaseEstimator):
     intercept_ : ndarray of shape (n_logits,)
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Defined only when X has feature names that are all strings.
 
     Examples
@@ -347,6 +347,15 @@ class SoftmaxRegressionClassifierCV(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : SoftmaxRegressionClassifierCV
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxRegressionClassifierCV
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = SoftmaxRegressionClassifierCV(alphas=3, cv=3).fit(X, y)
+        >>> clf.scores_.shape  # 3 folds, 3 alphas
+        (3, 3)
         """
         from . import _dask
 
@@ -420,6 +429,15 @@ class SoftmaxRegressionClassifierCV(ClassifierMixin, BaseEstimator):
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxRegressionClassifierCV
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = SoftmaxRegressionClassifierCV(alphas=3, cv=3).fit(X, y)
+        >>> clf.decision_function(X[:2]).shape
+        (2, 3)
         """
         return self._model().decision_function(X)
 
@@ -433,6 +451,15 @@ class SoftmaxRegressionClassifierCV(ClassifierMixin, BaseEstimator):
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxRegressionClassifierCV
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = SoftmaxRegressionClassifierCV(alphas=3, cv=3).fit(X, y)
+        >>> clf.predict(X[:2]).tolist()
+        [0, 0]
         """
         return self._model().predict(X)
 
@@ -446,6 +473,15 @@ class SoftmaxRegressionClassifierCV(ClassifierMixin, BaseEstimator):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxRegressionClassifierCV
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = SoftmaxRegressionClassifierCV(alphas=3, cv=3).fit(X, y)
+        >>> clf.predict_proba(X[:2]).sum(axis=1).round(6).tolist()
+        [1.0, 1.0]
         """
         return self._model().predict_proba(X)
 
@@ -459,6 +495,15 @@ class SoftmaxRegressionClassifierCV(ClassifierMixin, BaseEstimator):
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sksoftmax import SoftmaxRegressionClassifierCV
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = SoftmaxRegressionClassifierCV(alphas=3, cv=3).fit(X, y)
+        >>> bool((clf.predict_log_proba(X[:2]) <= 0).all())
+        True
         """
         return self._model().predict_log_proba(X)
 
