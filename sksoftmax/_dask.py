@@ -40,6 +40,7 @@ import scipy.sparse as sp
 from ._kernels import weighted_column_moments
 from ._math import linear_predictions
 from ._objective import (
+    FEATURE_SAMPLE_ROWS,
     ParameterLayout,
     SoftmaxObjective,
     check_weight_per_class,
@@ -55,9 +56,6 @@ _PERSIST_SHARE = 0.5
 # Rows gathered on one worker for the minibatch solvers' stopping rule and
 # step-size constants, as the in-memory solvers use at most 16384.
 _SAMPLE_ROWS = 16384
-# Rows gathered for the L-BFGS preconditioner's feature curvature (the
-# in-memory objective draws at most this many).
-_FEATURE_SAMPLE_ROWS = 4096
 
 
 def is_dask_collection(obj):
@@ -527,7 +525,7 @@ class DaskObjective(ParameterLayout):
         4,096 rows), on about that many rows gathered on a worker; None for
         chunks of scipy sparse matrices."""
         from dask import delayed
-        sample = self.sample(_FEATURE_SAMPLE_ROWS, seed=0)
+        sample = self.sample(FEATURE_SAMPLE_ROWS, seed=0)
         return delayed(_sample_feature_curvature, pure=True)(sample,
                                                              self.spec).compute()
 

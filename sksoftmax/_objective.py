@@ -104,6 +104,8 @@ def _weighted_rows(X, root_w, intercept):
 # top _FEATURE_RANK eigenpairs by a randomized SVD.
 _EXACT_FEATURE_FACTOR = 1024
 _FEATURE_RANK = 256
+# rows feature_curvature samples (the dask objective gathers as many)
+FEATURE_SAMPLE_ROWS = 4096
 
 
 def _top_eigenvalue(A, seed):
@@ -178,6 +180,14 @@ class ParameterLayout:
         """Bound on the norm of the cross-entropy's Hessian in the logits:
         1/2, or 1/4 in the single-logit binary form."""
         return 0.25 if self.binary else 0.5
+
+    @property
+    def uniform_curvature(self):
+        """``p (1 - p)`` at equal class probabilities (``p = 1/K``, ``1/2`` in
+        the single-logit binary form): the diagonal of the cross-entropy's
+        Hessian in the logits where a fit from zero starts."""
+        p = 0.5 if self.binary else 1.0 / self.n_classes
+        return p * (1.0 - p)
 
     def init_params(self, coef=None, intercept=None):
         """Flat float64 parameter vector, zeros or from a model's coef/intercept."""
@@ -283,8 +293,7 @@ class ParameterLayout:
         centred columns, ``sum_i s_i (x_ij - center_j)^2``."""
         if self.center is not None:
             squares = np.maximum(squares - weight_sum * self.center ** 2, 0.0)
-        p = 0.5 if self.binary else 1.0 / self.n_classes
-        c = p * (1.0 - p)
+        c = self.uniform_curvature
         diagonal = np.empty(self.n_params)
         coef, intercept = self.unpack(diagonal)
         coef[:] = c * squares / weight_sum + self.l2_strength()
@@ -662,7 +671,7 @@ class SoftmaxObjective(ParameterLayout):
             X_some = X_some - np.average(X_some, axis=0, weights=w_some)
         return X_some, np.sqrt(w_some / w_some.sum())
 
-    def feature_curvature(self, n_sample_rows=4096, seed=0,
+    def feature_curvature(self, n_sample_rows=FEATURE_SAMPLE_ROWS, seed=0,
                           max_exact=_EXACT_FEATURE_FACTOR, rank=_FEATURE_RANK):
         """The coefficients' Hessian at equal probabilities, as a Kronecker
         product ``F ⊗ I``, for ``_solvers.lbfgs``.
@@ -695,8 +704,7 @@ class SoftmaxObjective(ParameterLayout):
         if not np.all(np.isfinite(A)):
             return None
         d = self.n_features
-        p = 0.5 if self.binary else 1.0 / self.n_classes
-        c, l2 = p * (1.0 - p), self.l2_strength()
+        c, l2 = self.uniform_curvature, self.l2_strength()
         rest = 0.0
         if d <= max_exact or min(A.shape) <= rank:
             values, vectors = np.linalg.eigh(A.T @ A)
