@@ -24,6 +24,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served from the built site: no CDN
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
@@ -31,7 +32,10 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 autosummary_generate = True
-numpydoc_show_class_members = False
+# the Methods table links to each method's entry on the class's own page
+# (docs/_templates/autosummary/class.rst documents every member there)
+numpydoc_show_class_members = True
+numpydoc_class_members_toctree = False
 # numpydoc checks every documented object of ours: an Examples section is required
 numpydoc_validation_checks = {"EX01"}
 # methods inherited from scikit-learn's mixins are documented by scikit-learn
@@ -55,7 +59,7 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
 }
 
-templates_path = []
+templates_path = ["_templates"]
 exclude_patterns = ["_build", "_ext", "benchmark_results"]
 html_theme = "pydata_sphinx_theme"
 html_title = "sksoftmax"
