@@ -31,31 +31,15 @@ _L2_C_RANGE = (1e-4, 1e4)
 _L1_RANGE = 1e-4
 
 
-# A warm start sits within tol of the previous optimum, and with tol alone a
-# fit can stop near where it started: on 20k x 256 embeddings (K = 20, alphas
-# 1..1e-6, tol=1e-4) the fold paths then scored the weakest alphas worse
-# than cold fits and chose alpha 5e-6 where GridSearchCV chose 1e-6; at a
-# tenth of tol their scores matched the grid's to 1e-4 (float64: float32
-# resolves the gradient to about 1e-5, so there tol stays).
-_PATH_TOL_FACTOR = 0.1
-
-
-def _path_tol(estimator, objective):
-    tol = estimator._tol()
-    return tol * _PATH_TOL_FACTOR if objective.dtype == np.float64 else tol
-
-
 def _fit_path(estimator, objective, alphas, params):
     """Fit ``estimator``'s solver on ``objective`` for each alpha in turn.
 
     ``params`` is the first start; each later fit starts on the secant
-    through the last two optima (the last optimum for the second). Every
-    fit runs to :func:`_path_tol`. Returns ``(coefs,
-    intercepts, n_iter)`` stacked over ``alphas``.
+    through the last two optima (the last optimum for the second). Returns
+    ``(coefs, intercepts, n_iter)`` stacked over ``alphas``.
     """
     coefs, intercepts, n_iter = [], [], []
     optimum = None
-    estimator.tol = _path_tol(estimator, objective)
     for alpha in alphas:
         estimator.alpha = objective.alpha = float(alpha)
         with objective.parallel():
@@ -72,9 +56,13 @@ def _fit_path(estimator, objective, alphas, params):
         k = len(coefs)
         if previous is not None and k < len(alphas):
             # the next start on the secant through the last two optima, in
-            # log alpha (the path is smooth there): 20-35 % fewer iterations
-            # than starting at the last optimum on digits and MNIST-1D-shaped
-            # data, alphas 1..1e-6
+            # log alpha (the path is smooth there). From the last optimum, a
+            # fit starts within tol of where it ends and can stop early: on
+            # 20k x 256 embeddings (K = 20, alphas 1..1e-6, tol=1e-4) the
+            # folds then under-fitted the weakest alphas and chose 5e-6 where
+            # GridSearchCV chose 1e-6. From the secant they chose 1e-6, in
+            # fewer iterations (20-35 % fewer on digits and MNIST-1D-shaped
+            # data at equal tol).
             step = np.log(alphas[k] / alphas[k - 1])
             last = np.log(alphas[k - 1] / alphas[k - 2])
             if step != 0 and last != 0:
@@ -130,9 +118,7 @@ def softmax_regression_path(X, y, *, alphas=10, sample_weight=None, **params):
     the smallest, each fit warm-started on the secant through the previous
     two optima (in log alpha), on one validated copy of the data: its
     objective, CSC copy, step constants and curvature estimate are made once
-    for the whole path. On float64 data
-    each fit runs to a tenth of ``tol``: a warm start is already within
-    ``tol`` of the previous optimum, and would otherwise stop near it.
+    for the whole path.
 
     Parameters
     ----------
