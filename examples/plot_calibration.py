@@ -90,3 +90,10 @@ plt.show()
 # unchanged, so the accuracy is the same; the log-loss and the calibration
 # error drop. A fitted temperature above 1 (printed above) flattens the
 # probabilities: the raw model was over-confident.
+#
+# The scaled curve is not on the diagonal either: it sits above it from
+# confidence 0.4 on, so the scaled model is now somewhat under-confident
+# there. One temperature is fitted to minimise the log-loss over all the
+# held-out rows, which the low-confidence rows weigh on; it cannot bend the
+# curve, only move it. The calibration error still falls by about a third
+# (0.122 to 0.076 in this run).
