@@ -19,17 +19,14 @@ Run from the repository root::
 """
 
 import argparse
-import os
-import time
-import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from benchmarks import datasets
+from benchmarks.timing import median_fit, write_report
 from sksoftmax import SoftmaxRegressionClassifier, SoftmaxRegressionClassifierCV
 
 SETS = [
@@ -42,19 +39,6 @@ SETS = [
 ALPHAS = np.geomspace(1.0, 1e-6, 10)
 
 
-def _timed(make, X, y, repeats):
-    times = []
-    for _ in range(repeats + 1 if repeats > 1 else 1):
-        model = make()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            start = time.perf_counter()
-            model.fit(X, y)
-            times.append(time.perf_counter() - start)
-    return float(np.median(times[1:] if len(times) > 1 else times)), model
-
-
 def run(repeats, scoring, only=None):
     rows = []
     for name, spec in SETS:
@@ -63,14 +47,15 @@ def run(repeats, scoring, only=None):
         X, X_test, y, y_test = datasets.load(spec)
         folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
         n_train = np.mean([len(train) for train, _ in folds])
-        ours_s, ours = _timed(lambda f=folds: SoftmaxRegressionClassifierCV(
-            alphas=ALPHAS, cv=f, scoring=scoring, n_jobs=1), X, y, repeats)
-        grid_s, grid = _timed(lambda f=folds: GridSearchCV(
+        ours_s, ours = median_fit(lambda f=folds: SoftmaxRegressionClassifierCV(
+            alphas=ALPHAS, cv=f, scoring=scoring, n_jobs=1), X, y, repeats,
+            warm_up=repeats > 1)
+        grid_s, grid = median_fit(lambda f=folds: GridSearchCV(
             SoftmaxRegressionClassifier(), {"alpha": ALPHAS}, cv=f,
-            scoring=scoring, n_jobs=1), X, y, repeats)
-        lr_s, lr = _timed(lambda f=folds, m=n_train: LogisticRegressionCV(
+            scoring=scoring, n_jobs=1), X, y, repeats, warm_up=repeats > 1)
+        lr_s, lr = median_fit(lambda f=folds, m=n_train: LogisticRegressionCV(
             Cs=1.0 / (ALPHAS[::-1] * m), cv=f, scoring=scoring,
-            n_jobs=1, max_iter=1000), X, y, 1)
+            n_jobs=1, max_iter=1000), X, y, 1, warm_up=False)
         rows.append({
             "dataset": name, "shape": f"{X.shape[0]} x {X.shape[1]}",
             "ours_s": ours_s, "grid_s": grid_s, "lrcv_s": lr_s,
@@ -119,13 +104,8 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     only = args.only.split(",") if args.only else None
-    text = markdown(run(args.repeats, args.scoring, only), args.repeats,
-                    args.scoring)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
+    write_report(markdown(run(args.repeats, args.scoring, only), args.repeats,
+                          args.scoring), args.out)
 
 
 if __name__ == "__main__":

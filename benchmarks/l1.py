@@ -17,16 +17,13 @@ Run from the repository root::
 """
 
 import argparse
-import os
-import time
-import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks import datasets
 from benchmarks.objective import objective
+from benchmarks.timing import median_fit, write_report
 from sksoftmax import SoftmaxRegressionClassifier
 
 # (name, spec, alpha): alpha chosen so that the L1 fits keep a minority of
@@ -40,19 +37,6 @@ SETS = [
      2e-4),
 ]
 L1_RATIOS = (0.5, 1.0)
-
-
-def _fit(make, X, y, repeats):
-    """(median seconds of ``repeats`` fits after a warm-up, the last model)."""
-    times = []
-    for _ in range(repeats + 1 if repeats > 1 else 1):
-        model = make()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            start = time.perf_counter()
-            model.fit(X, y)
-            times.append(time.perf_counter() - start)
-    return float(np.median(times[1:] if len(times) > 1 else times)), model
 
 
 def _compare(name, data, alpha, ratio, repeats, saga_max_iter):
@@ -72,10 +56,12 @@ def _compare(name, data, alpha, ratio, repeats, saga_max_iter):
         return SoftmaxRegressionClassifier(solver=solver, alpha=alpha,
                                            l1_ratio=ratio, random_state=0)
 
-    fits = {"saga tol=1e-6": _fit(lambda: saga(1e-6), X, y, 1),
-            "saga (default tol)": _fit(lambda: saga(1e-4), X, y, 1)}
+    fits = {"saga tol=1e-6": median_fit(lambda: saga(1e-6), X, y, 1, warm_up=False),
+            "saga (default tol)": median_fit(lambda: saga(1e-4), X, y, 1,
+                                             warm_up=False)}
     for solver in ("lbfgs", "sgd", "adam"):
-        fits[solver] = _fit(lambda s=solver: ours(s), X, y, repeats)
+        fits[solver] = median_fit(lambda s=solver: ours(s), X, y, repeats,
+                                  warm_up=repeats > 1)
     reference = value(fits["saga tol=1e-6"][1])
     saga_s = fits["saga (default tol)"][0]
     rows = []
@@ -136,13 +122,8 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="also write the table here")
     args = parser.parse_args(argv)
     only = args.only.split(",") if args.only else None
-    text = markdown(run(args.repeats, only, args.saga_max_iter), args.repeats,
-                    args.saga_max_iter)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
+    write_report(markdown(run(args.repeats, only, args.saga_max_iter), args.repeats,
+                          args.saga_max_iter), args.out)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,14 @@ Run from the repository root::
 """
 
 import argparse
-import time
-import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
-from threadpoolctl import threadpool_limits
 
 from benchmarks import datasets
 from benchmarks.objective import objective
+from benchmarks.timing import timed_fit
 from sksoftmax import SoftmaxRegressionClassifier
 
 
@@ -45,14 +42,6 @@ def models(alpha, n_samples):
     for solver in ("lbfgs", "sgd", "adam"):
         yield f"sksoftmax({solver})", SoftmaxRegressionClassifier(
             solver=solver, alpha=alpha, random_state=0), None
-
-
-def timed_fit(model, X, y, blas_threads=None):
-    start = time.perf_counter()
-    with warnings.catch_warnings(), threadpool_limits(blas_threads, user_api="blas"):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X, y)
-    return time.perf_counter() - start
 
 
 def main(argv=None):

@@ -15,32 +15,16 @@ Run from the repository root::
 """
 
 import argparse
-import os
-import time
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from benchmarks import datasets
 from benchmarks.objective import objective
+from benchmarks.timing import median_fit, write_report
 from sksoftmax import SoftmaxRegressionClassifier
-
-
-def _fit_s(make, X, y, repeats, blas_threads=None):
-    """(median seconds of ``repeats`` fits after a warm-up, the last model)."""
-    times = []
-    for _ in range(repeats + 1):
-        model = make()
-        with warnings.catch_warnings(), threadpool_limits(blas_threads,
-                                                          user_api="blas"):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            start = time.perf_counter()
-            model.fit(X, y)
-            times.append(time.perf_counter() - start)
-    return float(np.median(times[1:])), model
 
 
 def run(repeats):
@@ -60,11 +44,11 @@ def run(repeats):
                 alpha=alpha, tol=1e-10, max_iter=100_000).fit(X, y))
         lr = {}
         for label, threads in (("default threads", None), ("1 BLAS thread", 1)):
-            lr[label] = _fit_s(lambda: LogisticRegression(C=1.0, max_iter=10_000),
+            lr[label] = median_fit(lambda: LogisticRegression(C=1.0, max_iter=10_000),
                                X, y, repeats, threads)
         faster = min(lr, key=lambda label: lr[label][0])
         lr_s, lr_model = lr[faster]
-        ours_s, ours = _fit_s(lambda a=alpha: SoftmaxRegressionClassifier(alpha=a),
+        ours_s, ours = median_fit(lambda a=alpha: SoftmaxRegressionClassifier(alpha=a),
                               X, y, repeats)
         rows.append({
             "dataset": name, "optimum": optimum, "lr_s": lr_s, "lr_blas": faster,
@@ -103,12 +87,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None, help="also write the table here")
     args = parser.parse_args(argv)
-    text = markdown(run(args.repeats), args.repeats)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
+    write_report(markdown(run(args.repeats), args.repeats), args.out)
 
 
 if __name__ == "__main__":
