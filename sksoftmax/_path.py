@@ -87,12 +87,7 @@ def _alpha_grid(objective, n_alphas, l1_ratio):
     if objective.fit_intercept:
         _, intercept = objective.unpack(params)
         intercept[:] = (logits[1:] - logits[0]) if objective.binary else logits
-    alpha = objective.alpha
-    objective.alpha = 0.0
-    try:
-        _, gradient = objective.loss_gradient(params)
-    finally:
-        objective.alpha = alpha
+    _, gradient = objective.loss_gradient(params)  # the L2 term is 0 at W = 0
     n_coef = objective.n_logits * objective.n_features
     top = float(np.max(np.abs(gradient[:n_coef]), initial=0.0)) / l1_ratio
     if not top > 0:
