@@ -634,7 +634,7 @@ def _orthantwise(loss_gradient, params0, ops, start, *, scale, l1, max_iter, tol
     else:
         diagonal = DiagonalScale(scale, ops)
         x = diagonal.to_variables(params0)
-        loss_gradient, original = in_new_variables(loss_gradient, diagonal)
+        loss_gradient, _ = in_new_variables(loss_gradient, diagonal)
         l1_u, inverse = l1 * scale, 1.0 / scale
     subgradient = np.empty_like(x)
 

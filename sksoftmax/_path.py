@@ -186,12 +186,12 @@ def _fold_path(params, X, y, sample_weight, train, test, alphas, classes, scorer
                                           objective.init_params())
     model = SoftmaxRegressionClassifier(**params)
     model.classes_, model.n_features_in_ = classes, X.shape[1]
+    X_test, y_test = X[test], y[test]  # once for every alpha
+    kwargs = {} if sample_weight is None else {"sample_weight": sample_weight[test]}
     scores = []
     for coef, intercept in zip(coefs, intercepts, strict=True):
         model.coef_, model.intercept_ = coef, intercept
-        w_test = None if sample_weight is None else sample_weight[test]
-        kwargs = {} if w_test is None else {"sample_weight": w_test}
-        scores.append(scorer(model, X[test], y[test], **kwargs))
+        scores.append(scorer(model, X_test, y_test, **kwargs))
     return coefs, intercepts, n_iter, np.array(scores)
 
 
