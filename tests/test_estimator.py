@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import minimize
-from scipy.special import expit
+from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import (
@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
 
 import sksoftmax._estimator as estimator_module
 import sksoftmax._objective as objective_module
@@ -92,7 +93,8 @@ def test_two_classes_are_binary_logistic_regression():
     X, y = scaled("breast_cancer")
     labels = np.array(["benign", "malignant"])[y]
     clf = SoftmaxRegressionClassifier(alpha=1e-2, tol=1e-8).fit(X, labels)
-    assert clf.coef_.shape == (1, X.shape[1]) and clf.intercept_.shape == (1,)
+    assert clf.coef_.shape == (1, X.shape[1])
+    assert clf.intercept_.shape == (1,)
     scores = clf.decision_function(X)
     assert scores.shape == (len(y),)
     assert_allclose(clf.predict_proba(X)[:, 1], expit(scores), rtol=1e-12)
@@ -102,7 +104,8 @@ def test_two_classes_are_binary_logistic_regression():
 def test_multiclass_shapes_and_logits():
     X, y = scaled("iris")
     clf = SoftmaxRegressionClassifier().fit(X, y)
-    assert clf.coef_.shape == (3, 4) and clf.intercept_.shape == (3,)
+    assert clf.coef_.shape == (3, 4)
+    assert clf.intercept_.shape == (3,)
     scores = clf.decision_function(X)
     assert_allclose(scores, X @ clf.coef_.T + clf.intercept_, rtol=1e-12)
     assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0, rtol=1e-14)
@@ -158,7 +161,12 @@ def test_balanced_class_weight_on_unbalanced_classes():
     balanced = SoftmaxRegressionClassifier(class_weight="balanced").fit(X, y)
     recall = [np.mean(m.predict(X)[y == 1] == 1) for m in (plain, balanced)]
     assert recall[1] > recall[0]
-    assert np.all(np.isfinite(balanced.predict_proba(X)))
+    # "balanced" is sklearn's weighting n / (n_classes * count) of each row
+    weighted = SoftmaxRegressionClassifier(tol=1e-8).fit(
+        X, y, sample_weight=compute_sample_weight("balanced", y))
+    balanced.set_params(tol=1e-8).fit(X, y)
+    assert_allclose(balanced.coef_, weighted.coef_, rtol=1e-6, atol=1e-8)
+    assert_allclose(balanced.predict_proba(X), weighted.predict_proba(X), atol=1e-8)
 
 
 @pytest.mark.parametrize("name", ["wine", "breast_cancer"])
@@ -225,7 +233,8 @@ def test_stochastic_defaults_reach_the_optimum(solver, sklearn_split):
     assert optimum <= value < optimum * 1.01  # the bar: within 1 %
     assert value == pytest.approx(clf.loss_curve_[-1], rel=1e-12)
     assert clf.score(X_test, y_test) >= exact.score(X_test, y_test) - 0.01
-    assert clf.n_iter_ < 300 and len(clf.loss_curve_) == clf.n_iter_
+    assert clf.n_iter_ < 300
+    assert len(clf.loss_curve_) == clf.n_iter_
     assert 0 < clf.t_ <= clf.n_iter_ * len(y_train)
     assert clf.t_ % len(y_train) == 0
     # never a rise: a worse epoch is rejected
@@ -286,7 +295,8 @@ def test_streaming_small_chunks_learns_as_fit_does(solver, digits_split):
     for _ in range(5):
         for rows in chunks:
             clf.partial_fit(X_train[rows], y_train[rows], classes=classes)
-    assert clf.n_iter_ == 50 and clf.t_ == 5 * len(y_train)
+    assert clf.n_iter_ == 50
+    assert clf.t_ == 5 * len(y_train)
     assert clf._minibatch_state.step == 50 * 10
     assert clf.score(X_test, y_test) >= exact.score(X_test, y_test) - 0.02
 
@@ -448,7 +458,8 @@ def test_verbose_prints_one_line_per_iteration(capsys):
     X, y = scaled("iris")
     clf = SoftmaxRegressionClassifier(verbose=1).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == clf.n_iter_ and lines[0].startswith("Iteration 1, loss = ")
+    assert len(lines) == clf.n_iter_
+    assert lines[0].startswith("Iteration 1, loss = ")
     clf = SoftmaxRegressionClassifier(solver="sgd", early_stopping=True, verbose=1,
                                       random_state=0).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
@@ -505,7 +516,8 @@ def test_float32_stays_float32(sparse):
     X32 = X.astype(np.float32)
     X32 = sp.csr_matrix(X32) if sparse else X32
     clf = SoftmaxRegressionClassifier(tol=1e-6).fit(X32, y)
-    assert clf.coef_.dtype == np.float32 and clf.intercept_.dtype == np.float32
+    assert clf.coef_.dtype == np.float32
+    assert clf.intercept_.dtype == np.float32
     assert clf.predict_proba(X32).dtype == np.float32
     ref = SoftmaxRegressionClassifier(tol=1e-6).fit(X, y)
     assert_allclose(clf.predict_proba(X32), ref.predict_proba(X), atol=1e-4)
@@ -560,14 +572,17 @@ def test_pandas_input_and_label_types():
         assert set(clf.predict(df)) <= set(np.unique(labels))
         assert clf.score(df, labels) > 0.95
     clf = SoftmaxRegressionClassifier().fit(X, y == 1)
-    assert clf.classes_.dtype == bool and clf.predict(X).dtype == bool
+    assert clf.classes_.dtype == bool
+    assert clf.predict(X).dtype == bool
 
 
 # ------------------------------------------------------------- edge cases
 def test_one_sample_partial_fit_with_classes():
     clf = SoftmaxRegressionClassifier(solver="sgd")
     clf.partial_fit([[1.0, 2.0]], ["b"], classes=["a", "b", "c"])
-    assert clf.coef_.shape == (3, 2) and clf.n_iter_ == 1 and clf.t_ == 1
+    assert clf.coef_.shape == (3, 2)
+    assert clf.n_iter_ == 1
+    assert clf.t_ == 1
     assert clf.predict([[1.0, 2.0]])[0] == "b"
     assert_allclose(clf.predict_proba([[0.0, 0.0]]).sum(), 1.0)
 
@@ -583,7 +598,8 @@ def test_one_feature():
             # solvers approach slowly; only accuracy matters here
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(X, y)
-        assert clf.coef_.shape == (3, 1) and clf.score(X, y) > 0.85
+        assert clf.coef_.shape == (3, 1)
+        assert clf.score(X, y) > 0.85
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
@@ -593,7 +609,11 @@ def test_linearly_separable_three_classes(solver):
     clf = SoftmaxRegressionClassifier(solver=solver, random_state=0).fit(X, y)
     assert clf.score(X, y) > 0.95
     proba = clf.predict_proba(X)
-    assert np.all(np.isfinite(proba)) and np.all(np.isfinite(clf.predict_log_proba(X)))
+    # probabilities are the softmax of the decision function, logs included
+    assert_allclose(proba, softmax(clf.decision_function(X), axis=1), rtol=1e-12)
+    assert_allclose(clf.predict_log_proba(X),
+                    log_softmax(clf.decision_function(X), axis=1), rtol=1e-12,
+                    atol=1e-300)
     assert_array_equal(clf.classes_[np.argmax(proba, axis=1)], clf.predict(X))
 
 
@@ -606,7 +626,11 @@ def test_predict_log_proba_never_takes_log_of_zero():
         clf.fit(X, y)
     far = np.array([[1e6], [-1e6]])
     log_proba = clf.predict_log_proba(far)
-    assert np.all(np.isfinite(log_proba)) and log_proba.min() < -1000
+    # exactly log(sigmoid(-+d)) of the binary decision, not log(0) = -inf
+    d = clf.decision_function(far)
+    assert_allclose(log_proba, np.column_stack([log_expit(-d), log_expit(d)]),
+                    rtol=1e-12)
+    assert log_proba.min() < -1000
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
@@ -624,7 +648,8 @@ def test_huge_finite_input_never_leaves_nan(solver):
         assert "StandardScaler" in str(exc)
         assert not hasattr(clf, "coef_")
     else:
-        assert np.all(np.isfinite(clf.coef_)) and np.all(np.isfinite(clf.intercept_))
+        assert np.all(np.isfinite(clf.coef_))
+        assert np.all(np.isfinite(clf.intercept_))
         assert np.all(np.isfinite(clf.predict_proba(X)))
 
 
@@ -766,10 +791,12 @@ def test_pipeline_and_grid_search():
 def test_cross_val_score_and_clone():
     X, y = scaled("wine")
     scores = cross_val_score(SoftmaxRegressionClassifier(), X, y, cv=5)
-    assert scores.shape == (5,) and scores.mean() > 0.95
+    assert scores.shape == (5,)
+    assert scores.mean() > 0.95
     clf = SoftmaxRegressionClassifier(alpha=0.3, solver="adam").fit(X, y)
     twin = clone(clf)
-    assert twin.get_params() == clf.get_params() and not hasattr(twin, "coef_")
+    assert twin.get_params() == clf.get_params()
+    assert not hasattr(twin, "coef_")
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
@@ -881,8 +908,8 @@ def test_a_parameter_changed_between_calls_gives_a_model_or_a_clear_error(first,
                 assert name in words or str(value) in words, (name, value, words)
                 continue
         proba = clf.predict_proba(X)
-        assert np.all(np.isfinite(clf.coef_)) and np.all(np.isfinite(clf.intercept_)), \
-            (name, value)
+        assert np.all(np.isfinite(clf.coef_)), (name, value)
+        assert np.all(np.isfinite(clf.intercept_)), (name, value)
         assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12, err_msg=f"{name}={value}")
         # the model of the last call: at least as good as chance on its data
         assert clf.score(X, y) > 0.5, (name, value)

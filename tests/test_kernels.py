@@ -271,11 +271,13 @@ def test_transposed_csr_splits_columns_by_stored_entries():
     X = sp.csr_matrix(X)
     t = TransposedCSR(X, 3, 4)
     bounds = t.column_bounds
-    assert bounds[0][0] == 0 and bounds[-1][1] == 50
+    assert bounds[0][0] == 0
+    assert bounds[-1][1] == 50
     # the first range is column 0 alone: it already holds half of the entries
     assert bounds[0] == (0, 1)
     assert all(a[1] == b[0] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
-    assert t.D.shape == (400, 3) and t.D.dtype == X.dtype
+    assert t.D.shape == (400, 3)
+    assert t.D.dtype == X.dtype
     assert t.nbytes == (t.X_csc.data.nbytes + t.X_csc.indices.nbytes
                         + t.X_csc.indptr.nbytes + t.D.nbytes)
     assert_allclose(t.X_csc.toarray(), X.toarray())

@@ -271,7 +271,8 @@ def test_softmax_cross_entropy_errors_and_dtype():
     with pytest.raises(ValueError, match="labels of shape"):
         softmax_cross_entropy(np.ones((2, 2)), np.zeros((2, 3)))
     loss, dZ = softmax_cross_entropy([0, 1], np.zeros((2, 3), dtype=np.float32))
-    assert dZ.dtype == np.float32 and loss.dtype == np.float32
+    assert dZ.dtype == np.float32
+    assert loss.dtype == np.float32
     assert float(loss) == pytest.approx(math.log(3), rel=1e-6)
 
 
@@ -300,7 +301,9 @@ def test_softmax_properties(z):
     p = softmax(z, axis=1)
     tol = 10 * np.finfo(z.dtype).eps * z.shape[1]
     assert p.dtype == z.dtype
-    assert np.all(np.isfinite(p)) and np.all(p >= 0) and np.all(p <= 1)
+    assert np.all(np.isfinite(p))
+    assert np.all(p >= 0)
+    assert np.all(p <= 1)
     assert_allclose(p.sum(axis=1), 1.0, atol=tol)
     # the largest logit gets the largest probability, and order is kept
     for row_z, row_p in zip(z, p, strict=True):
@@ -308,7 +311,8 @@ def test_softmax_properties(z):
         assert np.all(np.diff(row_p[order]) >= 0)
         assert row_p[np.argmax(row_z)] == row_p.max()
     log_p = log_softmax(z, axis=1)
-    assert np.all(np.isfinite(log_p)) and np.all(log_p <= 0)
+    assert np.all(np.isfinite(log_p))
+    assert np.all(log_p <= 0)
     big = p > 1e-30
     assert_allclose(np.exp(log_p[big]), p[big], rtol=100 * np.finfo(z.dtype).eps)
     assert_array_equal(z, z_before)
@@ -327,7 +331,8 @@ def test_softmax_cross_entropy_properties(z, data):
     y = np.array(data.draw(st.lists(st.integers(0, z.shape[1] - 1), min_size=z.shape[0],
                                     max_size=z.shape[0])))
     loss, dZ = softmax_cross_entropy(y, z, reduction="none")
-    assert np.all(np.isfinite(loss)) and np.all(loss >= 0)
+    assert np.all(np.isfinite(loss))
+    assert np.all(loss >= 0)
     assert np.all(np.isfinite(dZ))
     # each gradient row is p - onehot: sums to zero, one negative entry at y
     assert_allclose(dZ.sum(axis=1), 0.0, atol=10 * np.finfo(z.dtype).eps * z.shape[1])

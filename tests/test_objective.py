@@ -158,9 +158,11 @@ def test_float32_data_gives_the_float64_objective_to_float32_precision():
 
 def test_layout_and_binary_form():
     obj, _ = make(n_classes=2, d=4)
-    assert obj.n_logits == 1 and obj.n_params == 5
+    assert obj.n_logits == 1
+    assert obj.n_params == 5
     obj, _ = make(n_classes=3, d=4, fit_intercept=False)
-    assert obj.n_logits == 3 and obj.n_params == 12
+    assert obj.n_logits == 3
+    assert obj.n_params == 12
     params = obj.init_params(np.arange(12.0).reshape(3, 4))
     coef, intercept = obj.unpack(params)
     assert_allclose(coef, np.arange(12.0).reshape(3, 4))
@@ -192,7 +194,8 @@ def test_one_minibatch_step_is_a_gradient_step_on_that_batch(sparse, n_classes,
     expected = params - 0.1 * ref_grad
     state = MinibatchState(params.copy(), "sgd", 0.1)
     loss, diverged = obj.minibatch_epoch(state, rows, len(rows), Rule)
-    assert not diverged and state.step == 1
+    assert not diverged
+    assert state.step == 1
     assert loss == pytest.approx(ref_loss, rel=1e-12)
     assert_allclose(state.params, expected, rtol=1e-12, atol=1e-14)
 
@@ -228,7 +231,8 @@ def test_epoch_reports_divergence():
     params[:] = np.nan
     state = MinibatchState(params, "sgd", 0.1)
     _, diverged = obj.minibatch_epoch(state, np.arange(30, dtype=np.intp), 10, Rule)
-    assert diverged and state.step == 0
+    assert diverged
+    assert state.step == 0
 
 
 def test_epoch_l1_prox_zeroes_small_coefficients():
@@ -296,7 +300,8 @@ def test_epoch_averages_the_iterates_from_the_start_point(sparse):
     # iterates after updates 2, 3 and 4
     assert list(averaged.counts) == [4, 7, 3]
     assert_allclose(averaged.average, np.mean(iterates[1:], axis=0), rtol=1e-12)
-    assert averaged.model is averaged.average and plain.model is plain.params
+    assert averaged.model is averaged.average
+    assert plain.model is plain.params
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -393,7 +398,8 @@ def test_feature_curvature_only_where_it_is_a_kronecker_product():
     # an intercept in uncentred coordinates couples to the features
     assert make(3, center=False)[0].feature_curvature() is None
     n_logits, vectors, values, _ = make(3, fit_intercept=False)[0].feature_curvature()
-    assert n_logits == 3 and vectors.shape == (4, 4)
+    assert n_logits == 3
+    assert vectors.shape == (4, 4)
 
 
 @pytest.mark.parametrize("d", [6, 600])  # exact Gram / Lanczos on wide data
@@ -558,8 +564,13 @@ def test_intercept_scale_scales_the_intercepts_step(sparse):
 
 # --------------------------------------------------- variance-reduced epochs
 def svrg_reference(obj, params, snapshot, order, batch_size, eta, intercept_scale):
-    """SVRG steps written with loss_gradient on sub-objectives of each batch."""
+    """SVRG steps written with loss_gradient on sub-objectives of each batch.
+
+    Returns the parameters after the epoch and the weighted mean of each
+    batch's data loss before its step.
+    """
     params = params.copy()
+    total = weight = 0.0
     full = obj.data_gradient(snapshot, obj.loss_gradient(snapshot)[1])
     n_coef = obj.n_logits * obj.n_features
     l1 = obj.l1_strength()
@@ -569,14 +580,17 @@ def svrg_reference(obj, params, snapshot, order, batch_size, eta, intercept_scal
                                obj.n_classes, fit_intercept=obj.fit_intercept,
                                label_smoothing=obj.label_smoothing,
                                center=obj.center)
-        g = sub.loss_gradient(params)[1].copy() - sub.loss_gradient(snapshot)[1] + full
+        batch_loss, g = sub.loss_gradient(params)
+        g = g.copy() - sub.loss_gradient(snapshot)[1] + full
+        total += batch_loss * obj.sample_weight[rows].sum()
+        weight += obj.sample_weight[rows].sum()
         g[:n_coef] += obj.l2_strength() * params[:n_coef]
         params[:n_coef] -= eta * g[:n_coef]
         params[n_coef:] -= eta * intercept_scale * g[n_coef:]
         if l1:
             w = params[:n_coef]
             params[:n_coef] = np.sign(w) * np.maximum(np.abs(w) - eta * l1, 0.0)
-    return params
+    return params, total / weight
 
 
 @pytest.mark.parametrize("sparse, center", [(False, False), (True, False),
@@ -589,16 +603,15 @@ def test_variance_reduced_epoch_is_svrg(sparse, center, n_classes, l1_ratio):
                        offset=2.0 if center else 0.0)
     snapshot = params + np.random.RandomState(1).randn(obj.n_params) * 0.1
     order = np.random.RandomState(2).permutation(30).astype(np.intp)
-    expected = svrg_reference(obj, params, snapshot, order, 7, 0.3, 0.5)
+    expected, expected_loss = svrg_reference(obj, params, snapshot, order, 7, 0.3,
+                                             0.5)
     _, gradient = obj.loss_gradient(snapshot)
     start = params.copy()
     loss, diverged = obj.variance_reduced_epoch(params, snapshot, gradient.copy(),
                                                 order, 7, 0.3, 0.5)
     assert not diverged
     assert_allclose(params, expected, rtol=1e-10, atol=1e-12)
-    # the loss reported is the first batch's data loss before its step, etc.:
-    # at least it is the data term's scale, positive and finite
-    assert np.isfinite(loss) and loss > 0
+    assert_allclose(loss, expected_loss, rtol=1e-10)
     assert not np.array_equal(params, start)
 
 

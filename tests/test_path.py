@@ -39,7 +39,8 @@ def test_path_equals_independent_fits(solver, l1_ratio):
         X, y, alphas=alphas[::-1], solver=solver, l1_ratio=l1_ratio, tol=1e-7,
         random_state=0)
     assert_array_equal(fitted_alphas, alphas)  # strongest first
-    assert coefs.shape == (3, 3, 4) and intercepts.shape == (3, 3)
+    assert coefs.shape == (3, 3, 4)
+    assert intercepts.shape == (3, 3)
     for alpha, coef, intercept in zip(alphas, coefs, intercepts, strict=True):
         cold = SoftmaxRegressionClassifier(solver=solver, alpha=alpha,
                                            l1_ratio=l1_ratio, tol=1e-7,
@@ -114,7 +115,8 @@ def test_cv_picks_what_grid_search_picks():
     assert cv.alpha_ == grid.best_params_["alpha"]
     assert_allclose(cv.scores_.mean(axis=0),
                     grid.cv_results_["mean_test_score"], atol=0.01)
-    assert cv.scores_.shape == (4, 6) and cv.n_iter_.shape == (4, 6)
+    assert cv.scores_.shape == (4, 6)
+    assert cv.n_iter_.shape == (4, 6)
     assert cv.coefs_paths_.shape == (4, 6, 10, 64)
     # refit: the optimum at alpha_ on all the data
     final = SoftmaxRegressionClassifier(alpha=cv.alpha_, tol=1e-6).fit(X, y)

@@ -74,7 +74,8 @@ def objective(coef, intercept, X, y, sample_weight, alpha, classes):
 def check_predictions(clf, X):
     proba = clf.predict_proba(X)
     assert proba.dtype == clf.coef_.dtype
-    assert np.all(np.isfinite(proba)) and np.all(proba >= 0)
+    assert np.all(np.isfinite(proba))
+    assert np.all(proba >= 0)
     assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5 if proba.dtype == np.float32
                     else 1e-12)
     # the predicted class has the largest probability (where rounding makes

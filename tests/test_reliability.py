@@ -136,8 +136,10 @@ def test_scipy_lbfgs_runs_with_blas_held_to_one_thread_and_restores_it():
 
     params, n_iter, _, failure = lbfgs(loss_gradient, np.ones(20), max_iter=5,
                                        tol=1e-8, compact=False)
-    assert failure is None and np.abs(params).max() <= 1e-8
-    assert seen and all(n == 1 for threads in seen for _, n in threads)
+    assert failure is None
+    assert np.abs(params).max() <= 1e-8
+    assert seen
+    assert all(n == 1 for threads in seen for _, n in threads)
     assert blas_threads() == before
 
 
@@ -353,7 +355,8 @@ def test_a_failing_partial_fit_leaves_the_previous_model():
     coef, n_iter = clf.coef_, clf.n_iter_
     with pytest.raises(ValueError, match="overflow"):
         clf.partial_fit(X * 1e300, y)
-    assert clf.coef_ is coef and clf.n_iter_ == n_iter
+    assert clf.coef_ is coef
+    assert clf.n_iter_ == n_iter
     assert clf._minibatch_state is state
     assert_array_equal(state.params, params)
     assert_array_equal(state.velocity, velocity)
@@ -447,7 +450,8 @@ def test_precompile_fills_the_cache_that_later_fits_use(tmp_path):
         print(hits, misses)
     """, env=env)
     hits, misses = map(int, out.split())
-    assert hits > 0 and misses == 0
+    assert hits > 0
+    assert misses == 0
 
 
 def test_precompile_rejects_unknown_choices():

@@ -36,7 +36,8 @@ def test_lbfgs_finds_the_minimum(compact):
                                            tol=1e-10, compact=compact)
     assert failure is None
     assert_allclose(params, CENTER, rtol=1e-9)
-    assert len(curve) == n_iter and np.all(np.diff(curve) <= 0)
+    assert len(curve) == n_iter
+    assert np.all(np.diff(curve) <= 0)
 
 
 @COMPACT
@@ -131,8 +132,11 @@ def test_minibatch_fit_converges_and_stops_on_tol(solver_name, eta0):
         state, quadratic_epoch(), np.arange(10, dtype=np.intp), batch_size=5,
         rng=np.random.RandomState(0), shuffle=True, max_iter=5000, tol=1e-12,
         n_iter_no_change=10)
-    assert converged and n_epochs < 5000 and scores == []
-    assert len(curve) == n_epochs and curve[-1] < 1e-5 * curve[0]
+    assert converged
+    assert n_epochs < 5000
+    assert scores == []
+    assert len(curve) == n_epochs
+    assert curve[-1] < 1e-5 * curve[0]
     assert_allclose(state.params, CENTER, atol=1e-2)
     assert state.step == 2 * n_epochs
 
@@ -145,7 +149,8 @@ def test_adaptive_divides_the_rate_by_five_on_each_stall():
         batch_size=4, rng=None, shuffle=False, max_iter=100, tol=1e-4,
         n_iter_no_change=2)
     # 6 divisions (0.01 -> 6.4e-7 < 1e-6), then a 7th stall stops the run
-    assert converged and n_epochs == 1 + 7 * 2
+    assert converged
+    assert n_epochs == 1 + 7 * 2
     assert state.eta == pytest.approx(0.01 / 5**6)
 
 
@@ -156,7 +161,9 @@ def test_stops_after_n_iter_no_change_and_reports_max_iter():
     n_epochs, curve, _, converged = solver.fit(
         state, constant_epoch(losses), np.arange(2, dtype=np.intp), batch_size=2,
         rng=None, shuffle=False, max_iter=10, tol=1e-3, n_iter_no_change=3)
-    assert converged and n_epochs == 5 and curve == losses
+    assert converged
+    assert n_epochs == 5
+    assert curve == losses
     _, _, _, converged = solver.fit(
         state, constant_epoch([5.0, 4.0, 3.0]), np.arange(2, dtype=np.intp),
         batch_size=2, rng=None, shuffle=False, max_iter=3, tol=1e-3,
@@ -175,13 +182,15 @@ def test_stopping_tolerance_is_relative_to_the_objective():
             batch_size=2, rng=None, shuffle=False, max_iter=6, tol=1e-3,
             n_iter_no_change=3)
         # 0.9995, 0.9991, 0.9987 are each less than 0.1 % below the best (1.0)
-        assert converged and n_epochs == 5, scale
+        assert converged, scale
+        assert n_epochs == 5, scale
         state = solver.init_state(np.zeros(3))
         n_epochs, _, _, converged = solver.fit(
             state, constant_epoch(losses), np.arange(2, dtype=np.intp),
             batch_size=2, rng=None, shuffle=False, max_iter=6, tol=1e-4,
             n_iter_no_change=3)
-        assert not converged and n_epochs == 6, scale
+        assert not converged, scale
+        assert n_epochs == 6, scale
 
 
 @pytest.mark.parametrize("n, b", [(1000, 1), (1000, 50), (1000, 1000), (1, 1)])
@@ -235,7 +244,9 @@ def test_validation_score_drives_early_stopping():
         state, constant_epoch([1.0] * 10), np.arange(2, dtype=np.intp), batch_size=2,
         rng=None, shuffle=False, max_iter=10, tol=0.01, n_iter_no_change=2,
         validation_score=lambda p: next(scores))
-    assert converged and n_epochs == 4 and seen == [0.5, 0.6, 0.6, 0.6]
+    assert converged
+    assert n_epochs == 4
+    assert seen == [0.5, 0.6, 0.6, 0.6]
 
 
 def test_minibatch_divergence_names_the_epoch():
@@ -316,11 +327,13 @@ def test_compact_lbfgs_takes_scipys_path(n_chunks):
             map_chunks=map_chunks, n_chunks=n_chunks)
     ref = minimize(f, np.zeros(60), jac=True, method="L-BFGS-B",
                    options={"maxiter": 500, "gtol": 1e-5, "ftol": ftol, "maxls": 50})
-    assert status == "converged" and np.max(np.abs(g)) <= 1e-5
+    assert status == "converged"
+    assert np.max(np.abs(g)) <= 1e-5
     assert abs(n_iter - ref.nit) <= 2
     assert_allclose(x, ref.x, atol=1e-6)
     assert fx == pytest.approx(ref.fun, rel=1e-12)
-    assert curve[-1] == fx and np.all(np.diff(curve) < 0)
+    assert curve[-1] == fx
+    assert np.all(np.diff(curve) < 0)
 
 
 def test_compact_lbfgs_does_not_modify_the_start():
@@ -384,7 +397,9 @@ def test_lbfgs_from_a_point_that_meets_tol_takes_no_iteration(compact):
     start = c + 1e-7
     x, n_iter, curve, failure = lbfgs(loss_gradient, start, max_iter=50, tol=1e-6,
                                       compact=compact, curvature=lambda: h)
-    assert failure is None and n_iter == 0 and curve == []
+    assert failure is None
+    assert n_iter == 0
+    assert curve == []
     assert_allclose(x, start, rtol=1e-12)
 
 
@@ -471,7 +486,8 @@ def test_compact_lbfgs_does_not_stop_on_a_small_gradient_far_from_the_optimum():
     assert loss_gradient(start)[0] == pytest.approx(12.5 * tol)
     x, f, g, n_iter, curve, status = compact_lbfgs(
         loss_gradient, start, max_iter=50, tol=tol, ftol=0.0, scale=h ** -0.5)
-    assert status == "converged" and n_iter >= 1
+    assert status == "converged"
+    assert n_iter >= 1
     assert f <= 1e-12
     assert_allclose(x, c, atol=1e-6)
 
@@ -512,7 +528,8 @@ def test_solve_reaches_tol_by_variance_reduced_epochs(solver_name):
     epoch = gradient_descent_epoch()
     n_epochs, n_full, curve, failure = solve(
         solver, state, variance_reduced_epoch=epoch, finish=None)
-    assert failure is None and n_full == 0
+    assert failure is None
+    assert n_full == 0
     assert np.max(np.abs(quadratic(state.model)[1])) <= 1e-8
     assert_allclose(state.model, CENTER, atol=1e-8)
     assert len(curve) == n_epochs == len(epoch.calls) + 1
@@ -547,7 +564,8 @@ def test_solve_rejects_epochs_that_raise_the_objective_and_finishes():
     # three rejected epochs, each halving the step, then the finish from the
     # model of the first (stochastic) epoch, never from a rejected end point
     assert steps == [0.01, 0.005, 0.0025]
-    assert n_epochs == 4 and curve[:4] == [first] * 4
+    assert n_epochs == 4
+    assert curve[:4] == [first] * 4
     assert quadratic(finished["from"])[0] == pytest.approx(first)
     assert finished["max_iter"] == 50 - 4
     assert (n_full, failure, curve[4:]) == (7, None, [0.5, 0.0])
@@ -582,7 +600,8 @@ def test_solve_reverts_a_first_epoch_that_made_things_worse():
 
     _, _, curve, failure = solve(solver, state, variance_reduced_epoch=None,
                                  finish=finish)
-    assert failure == "stopped" and not epoch.calls
+    assert failure == "stopped"
+    assert not epoch.calls
     assert_array_equal(finished["from"], CENTER + 0.1)
     assert curve == [start_value]
 
@@ -599,7 +618,8 @@ def test_solve_switches_to_full_batch_when_variance_reduction_is_slow():
 
     n_epochs, n_full, curve, failure = solve(
         solver, state, variance_reduced_epoch=slow, finish=finish, step=1e-4)
-    assert failure is None and n_full == 3
+    assert failure is None
+    assert n_full == 3
     assert 2 <= n_epochs <= 4  # gave up on SVRG after an epoch that gained little
     assert_array_equal(finished["from"], slow.calls[-1][0] - 1e-4 * quadratic(
         slow.calls[-1][0])[1])
