@@ -49,6 +49,8 @@ _GRAD_X, _GRAD_Y = (8, 4) if _SIM else (32, 8)
 # blocks of a row kernel: enough to fill the device, few enough that the
 # per-block partial sums stay small
 _MAX_BLOCKS = 4 if _SIM else 1024
+# threads per block of the element-wise kernels over the parameters
+_VECTOR_THREADS = 32 if _SIM else 256
 _ROWS_PER_SEGMENT = 64 if _SIM else 4096
 # The fused pass keeps a block's gradient in shared memory: for K (d + 1) up
 # to _FUSED_PARAMS and K up to _FUSED_LOGITS (41.5 KB of shared memory per
@@ -501,6 +503,8 @@ class DeviceData:
         self.w = cuda.to_device(np.ascontiguousarray(sample_weight, dtype=np.float64))
         self.all_rows = cuda.to_device(np.arange(self.n_rows, dtype=np.int64))
         self.n_params = n_logits * (self.n_features + 1)
+        # blocks of the element-wise kernels over the parameters
+        self.vector_blocks = _blocks_for(self.n_params, _VECTOR_THREADS)
         self.fused = fused and not self.sparse and n_logits <= _FUSED_LOGITS \
             and self.n_params <= _FUSED_PARAMS
         self.coef = cuda.device_array((n_logits, self.n_features), dtype=X.dtype)
@@ -537,7 +541,7 @@ class DeviceData:
         ``coef`` and ``intercept``."""
         if params_host is not None:
             self.params.copy_to_device(self.padded(params_host))
-        _launch(_load_params, _blocks_for(self.n_params, 256), 256, self.params,
+        _launch(_load_params, self.vector_blocks, _VECTOR_THREADS, self.params,
                 self.n_features, self.fit_intercept, self.coef, self.intercept)
 
     def pass_sums(self, rows, smoothing, binary, X_host=None, full=False):
@@ -551,7 +555,7 @@ class DeviceData:
             partial = cuda.device_array((blocks, self.n_params))
             _launch(_fused_dense, blocks, _FUSED_ROWS, self.X, self.y, self.w, rows,
                     self.coef, self.intercept, smoothing, binary, loss_part, partial)
-            _launch(_sum_segments, _blocks_for(self.n_params, 256), 256, partial,
+            _launch(_sum_segments, self.vector_blocks, _VECTOR_THREADS, partial,
                     self.grad)
             self._zero_intercepts()
             return loss_part
@@ -575,7 +579,7 @@ class DeviceData:
             _launch(_gradient_csc, _blocks_for(self.n_features + 1, 128), 128,
                     data, indices, indptr, R, self.n_features, self.grad)
         elif self.sparse:
-            _launch(_fill, _blocks_for(self.n_params, 256), 256, self.grad, 0.0)
+            _launch(_fill, self.vector_blocks, _VECTOR_THREADS, self.grad, 0.0)
             _launch(_gradient_csr_rows, _blocks_for(n, 128), 128, self.data,
                     self.indices, self.indptr, rows, R, self.n_features, self.grad)
             _launch(_intercept_sums, 1, self.n_logits, R, self.n_features,
@@ -587,7 +591,7 @@ class DeviceData:
                     _blocks_for(self.n_logits, _GRAD_Y), segments)
             _launch(_gradient_dense, grid, (_GRAD_X, _GRAD_Y), self.X, rows, R,
                     _ROWS_PER_SEGMENT, partial)
-            _launch(_sum_segments, _blocks_for(self.n_params, 256), 256, partial,
+            _launch(_sum_segments, self.vector_blocks, _VECTOR_THREADS, partial,
                     self.grad)
         self._zero_intercepts()
 
@@ -639,8 +643,7 @@ def minibatch_epoch(device, X_host, sample_weight, state, order, batch_size, rul
     weights = np.add.reduceat(sample_weight[order], starts) if starts.size else starts
     total_weight = 0.0
     counts = state.counts
-    threads = 256
-    blocks = _blocks_for(device.n_params, threads)
+    blocks, threads = device.vector_blocks, _VECTOR_THREADS
     for a, weight in zip(starts, weights, strict=True):
         rows = d_order[a:min(a + batch_size, order.shape[0])]
         device.load()

@@ -76,8 +76,11 @@ def test_cuda_fit_is_the_cpu_fit(solver, sparse):
         params["max_iter"] = 15
     else:
         # a first epoch of 2 minibatches, then (no SVRG kernel on the device)
-        # full batch to the optimum, which the CPU's SVRG epochs reach too
-        params.update(batch_size=10, tol=1e-6)
+        # full batch to the optimum, which the CPU's SVRG epochs reach too.
+        # Well conditioned (alpha) and a tol float32 parameters can meet: on
+        # a flat problem at tol=1e-6 the line search took ~12 passes an
+        # iteration, each a slow launch in the simulator.
+        params.update(batch_size=10, tol=1e-5, alpha=0.05)
     cpu = SoftmaxRegressionClassifier(device="cpu", **params).fit(X, y)
     before = dict(_cuda_kernels.LAUNCHES)
     gpu = SoftmaxRegressionClassifier(device="cuda", **params).fit(X, y)
@@ -87,8 +90,8 @@ def test_cuda_fit_is_the_cpu_fit(solver, sparse):
     assert launched.get(residuals, 0) > 0
     assert gpu.coef_.dtype == np.float32
     if solver != "lbfgs":
-        # two optima to tol=1e-6 of a flat (nearly separable) problem
-        assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-3)
+        # two optima to tol=1e-5, reached by different paths
+        assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=2e-4)
         assert launched.get(f"_{solver}_step", 0) == 2
         assert gpu.loss_curve_[-1] == pytest.approx(cpu.loss_curve_[-1], rel=1e-5)
         return
