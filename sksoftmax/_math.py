@@ -20,7 +20,7 @@ __all__ = [
 
 def _as_float_array(a, name):
     a = np.asarray(a)
-    if a.dtype.kind == "c" or a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "biuf":  # complex ("c") included
         raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}.")
     if a.dtype.kind != "f":
         a = a.astype(np.float64)
@@ -191,7 +191,7 @@ def _integer_labels(y, name):
     return y.astype(np.intp)
 
 
-def _targets(Y, n_rows, n_classes, dtype, name="Y"):
+def _targets(Y, n_rows, n_classes, dtype, name):
     """Turn labels (n,) or targets (n, K) into a dense (n, K) target array."""
     Y = np.asarray(Y)
     if Y.ndim == 1 and n_rows is not None and Y.shape[0] == n_rows:
@@ -215,12 +215,12 @@ def _rows_2d(a, name):
     return a, False
 
 
-def _targets_for(Y, scores, was_1d, name="Y"):
+def _targets_for(Y, scores, was_1d):
     """Targets matching ``scores`` (n, K); a 1-D score row takes a label or a row."""
     if was_1d:
         Y = np.asarray(Y)
         Y = Y.reshape(1) if Y.ndim == 0 else Y[np.newaxis, :]
-    return _targets(Y, scores.shape[0], scores.shape[1], scores.dtype, name)
+    return _targets(Y, scores.shape[0], scores.shape[1], scores.dtype, "Y")
 
 
 def cross_entropy(Y, P, *, eps=1e-15):
@@ -328,8 +328,7 @@ def softmax_cross_entropy(Y, Z, *, temperature=1.0, reduction="mean"):
         dZ = dZ[0]
         if reduction == "none":
             loss = loss[0]
-    loss = dtype.type(loss) if np.ndim(loss) == 0 else loss.astype(dtype)
-    return loss, dZ
+    return dtype.type(loss), dZ  # a scalar or an array, in Z's dtype
 
 
 def linear_predictions(method, X, coef, intercept, classes):

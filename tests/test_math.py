@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy.special import expit
+from scipy.sparse import csr_matrix
+from scipy.special import expit, log_expit
+from scipy.special import log_softmax as sp_log_softmax
+from scipy.special import softmax as sp_softmax
 
 from sksoftmax import (
     cross_entropy,
@@ -17,6 +20,7 @@ from sksoftmax import (
     softmax,
     softmax_cross_entropy,
 )
+from sksoftmax._math import linear_predictions
 
 Z = np.array([2.1, 0.8, -0.5])
 
@@ -112,12 +116,20 @@ def test_bad_temperature_is_a_value_error(temperature):
 
 
 def test_non_numeric_input_is_a_type_error():
-    with pytest.raises(TypeError, match="real numeric array"):
+    # the messages name the argument (full matches: a wrong name must fail)
+    with pytest.raises(TypeError, match=r"^z must be a real numeric array, got "
+                                        r"dtype complex128\.$"):
         softmax(np.array([1 + 2j, 0]))
-    with pytest.raises(TypeError, match="real numeric array"):
+    with pytest.raises(TypeError, match=r"^z must be a real numeric array"):
         softmax(np.array(["a", "b"]))
-    with pytest.raises(ValueError, match="at least one dimension"):
+    with pytest.raises(ValueError, match=r"^z must have at least one dimension\.$"):
         softmax(1.0)
+    with pytest.raises(TypeError, match=r"^P must be a real numeric array"):
+        cross_entropy([0], np.array(["a", "b"]))
+    with pytest.raises(TypeError, match=r"^Z must be a real numeric array"):
+        softmax_cross_entropy([0], np.array(["a", "b"]))
+    with pytest.raises(TypeError, match=r"^Y must be a real numeric array"):
+        softmax_cross_entropy(np.array([["a", "b"]]), np.zeros((1, 2)))
 
 
 # ------------------------------------------------------------- log_softmax
@@ -147,6 +159,8 @@ def test_one_hot_values():
     assert_array_equal(Y, [[0, 1, 0, 0], [0, 1, 0, 0]])
     assert_array_equal(one_hot(np.array([0.0, 2.0])), [[1, 0, 0], [0, 0, 1]])
     assert one_hot(np.array([], dtype=int), n_classes=2).shape == (0, 2)
+    # no labels and no n_classes: no columns
+    assert one_hot(np.array([], dtype=int)).shape == (0, 0)
 
 
 @pytest.mark.parametrize(
@@ -155,10 +169,13 @@ def test_one_hot_values():
         ([0, -1, 2], None, "labels >= 0"),
         ([0.5, 1.0], None, "non-integers"),
         ([0, np.nan], None, "non-integers"),
-        ([0, 3], 3, "out of range for n_classes=3"),
-        ([[0, 1]], None, "1-D array"),
-        (["a", "b"], None, "integer class labels"),
+        ([0, 3], 3, r"^y holds label 3, out of range for n_classes=3 \(labels "
+                    r"must be in 0\.\.2\)\.$"),
+        ([[0, 1]], None, "^y must be a 1-D array"),
+        (["a", "b"], None, "^y must hold integer class labels"),
         ([True, False], None, "integer class labels"),
+        (np.array([], dtype=bool), None, "^y must hold integer class labels, got "
+                                         "dtype bool"),
         ([0, 1], 0, "n_classes must be a positive integer"),
         ([0, 1], 2.5, "n_classes must be a positive integer"),
     ],
@@ -177,6 +194,22 @@ def test_cross_entropy_reference_values():
     # a zero probability on the true class is clipped to eps, not inf
     assert cross_entropy([1], [[1.0, 0.0]]) == pytest.approx(-math.log(1e-15))
     assert cross_entropy([1], [[1.0, 0.0]], eps=1e-3) == pytest.approx(-math.log(1e-3))
+    # and a probability above 1 is clipped to 1: no negative loss
+    assert cross_entropy([0], [[2.0, 0.0]]) == 0.0
+
+
+def test_losses_accumulate_in_float64():
+    # float32 probabilities and logits: the terms of a row are summed in float64
+    # (1000 classes: a float32 sum would be off by ~1e-5 relative)
+    rng = np.random.RandomState(5)
+    Y = rng.dirichlet(np.ones(1000), size=3).astype(np.float32)
+    Zs = rng.randn(3, 1000).astype(np.float32) * 3
+    P = softmax(Zs, axis=1)
+    terms = (Y * np.log(P)).astype(np.float64)
+    assert cross_entropy(Y, P) == pytest.approx(-terms.sum(axis=1).mean(), rel=1e-12)
+    loss, _ = softmax_cross_entropy(Y, Zs, reduction="none")
+    terms = (Y * log_softmax(Zs, axis=1)).astype(np.float64)
+    assert_array_equal(loss, (-terms.sum(axis=1)).astype(np.float32))
 
 
 def test_cross_entropy_label_forms_agree():
@@ -199,8 +232,11 @@ def test_cross_entropy_errors():
         cross_entropy(np.ones((2, 2)), P)
     with pytest.raises(ValueError, match="out of range"):
         cross_entropy([0, 3], P)
-    with pytest.raises(ValueError, match="eps must be in"):
-        cross_entropy([0, 1], P, eps=0)
+    for eps in (0, 1, 1.5, -0.5):
+        with pytest.raises(ValueError, match="eps must be in"):
+            cross_entropy([0, 1], P, eps=eps)
+    with pytest.raises(ValueError, match=r"^Y must be integer labels of shape"):
+        cross_entropy(np.ones((2, 2)), P)
     with pytest.raises(ValueError, match="1-D or 2-D"):
         cross_entropy([0], np.ones((1, 1, 3)))
 
@@ -274,6 +310,18 @@ def test_softmax_cross_entropy_errors_and_dtype():
     assert dZ.dtype == np.float32
     assert loss.dtype == np.float32
     assert float(loss) == pytest.approx(math.log(3), rel=1e-6)
+    # one row: a scalar loss per reduction, and dZ of the row's shape
+    for reduction in ("mean", "sum", "none"):
+        loss, dZ = softmax_cross_entropy(1, np.array([0.0, 0.0, 0.0], np.float32),
+                                         reduction=reduction)
+        assert np.ndim(loss) == 0
+        assert loss.dtype == np.float32
+        assert float(loss) == pytest.approx(math.log(3), rel=1e-6)
+        assert_allclose(dZ, [1 / 3, -2 / 3, 1 / 3], rtol=1e-6)
+    losses, _ = softmax_cross_entropy([0, 2], np.log([[0.5, 0.25, 0.25]] * 2),
+                                      reduction="none")
+    assert losses.dtype == np.float64
+    assert_allclose(losses, [math.log(2), math.log(4)], rtol=1e-14)
 
 
 # -------------------------------------------------------------- properties
@@ -342,3 +390,35 @@ def test_softmax_cross_entropy_properties(z, data):
     assert_allclose(
         loss.astype(np.float64), ref, rtol=1e-5, atol=1e-5 * (1 + ref.max())
     )
+
+
+# ------------------------------------------------------ linear_predictions
+@pytest.mark.parametrize("sparse", [False, True])
+def test_linear_predictions_against_scipy(sparse):
+    rng = np.random.RandomState(6)
+    X = rng.randn(5, 4)
+    Xin = csr_matrix(X) if sparse else X
+    classes = np.array(["a", "b", "c"])
+    coef, intercept = rng.randn(3, 4), rng.randn(3)
+    logits = X @ coef.T + intercept
+    assert_allclose(linear_predictions("decision_function", Xin, coef, intercept,
+                                       classes), logits, rtol=1e-14)
+    assert_array_equal(linear_predictions("predict", Xin, coef, intercept, classes),
+                       classes[np.argmax(logits, axis=1)])
+    assert_allclose(linear_predictions("predict_proba", Xin, coef, intercept,
+                                       classes), sp_softmax(logits, axis=1),
+                    rtol=1e-13)
+    assert_allclose(linear_predictions("predict_log_proba", Xin, coef, intercept,
+                                       classes), sp_log_softmax(logits, axis=1),
+                    rtol=1e-13)
+    # binary: one row of coef, the logit of the second class against zero
+    d = X @ coef[:1].T.ravel() + intercept[0]
+    binary = (coef[:1], intercept[:1], classes[:2])
+    assert_allclose(linear_predictions("decision_function", Xin, *binary), d,
+                    rtol=1e-14)
+    assert_array_equal(linear_predictions("predict", Xin, *binary),
+                       np.where(d > 0, "b", "a"))
+    assert_allclose(linear_predictions("predict_proba", Xin, *binary),
+                    np.column_stack([1 - expit(d), expit(d)]), rtol=1e-13)
+    assert_allclose(linear_predictions("predict_log_proba", Xin, *binary),
+                    np.column_stack([log_expit(-d), log_expit(d)]), rtol=1e-13)
