@@ -91,9 +91,15 @@ def test_softmax_axis_and_shape():
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_softmax_keeps_float_dtype(dtype):
     z = Z.astype(dtype)
+    rtol = 10 * np.finfo(dtype).eps
     assert softmax(z).dtype == dtype
+    assert_allclose(softmax(z), naive_softmax(z.astype(np.float64)), rtol=rtol)
     assert log_softmax(z).dtype == dtype
+    assert_allclose(log_softmax(z), np.log(naive_softmax(z.astype(np.float64))),
+                    rtol=rtol)
     assert softmax(z, temperature=3.0).dtype == dtype
+    assert_allclose(softmax(z, temperature=3.0),
+                    naive_softmax(z.astype(np.float64), 3.0), rtol=rtol)
 
 
 def test_integer_input_is_promoted_and_caller_array_untouched():
