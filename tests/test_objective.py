@@ -14,9 +14,9 @@ from sksoftmax._solvers import MinibatchSolver, MinibatchState
 
 def make(n_classes=3, fit_intercept=True, alpha=0.1, l1_ratio=0.0, smoothing=0.0,
          sparse=False, dtype=np.float64, n=30, d=4, seed=0, sparse_copy=True,
-         center=False, offset=0.0):
+         center=False, offset=0.0, scale=1.0):
     rng = np.random.RandomState(seed)
-    X = (rng.randn(n, d) + offset).astype(dtype)
+    X = ((rng.randn(n, d) + offset) * scale).astype(dtype)
     if sparse:
         X[rng.rand(n, d) < 0.4] = 0
         X = sp.csr_matrix(X)
@@ -304,6 +304,61 @@ def test_epoch_averages_the_iterates_from_the_start_point(sparse):
     assert plain.model is plain.params
 
 
+def smoothness_by_formula(X, w, c, l2, fit_intercept, scale_intercept=True):
+    """:meth:`SoftmaxObjective.smoothness` as its docstring states it."""
+    X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=float)
+    moment = (X * w[:, None]).T @ X / w.sum()
+    coef_top = np.linalg.eigvalsh(moment)[-1]
+    delta = min(1.0, coef_top) if fit_intercept and scale_intercept else 1.0
+    if fit_intercept:
+        X = np.hstack([X, np.full((X.shape[0], 1), np.sqrt(delta))])
+    top = np.linalg.eigvalsh((X * w[:, None]).T @ X / w.sum())[-1]
+    return c * np.max(w / w.mean() * (X ** 2).sum(axis=1)) + l2, c * top + l2, delta
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.3])  # delta = 1, delta < 1
+@pytest.mark.parametrize("sparse", [False, True])
+def test_smoothness_of_rows_of_a_sample_and_without_intercept_scale(scale, sparse):
+    obj, _ = make(n_classes=3, alpha=0.3, sparse=sparse, scale=scale, n=40)
+    X, w = obj.X, obj.sample_weight
+    rows = np.arange(0, 40, 3, dtype=np.intp)
+    assert_allclose(obj.smoothness(rows=rows),
+                    smoothness_by_formula(X[rows], w[rows], 0.5, 0.3, True),
+                    rtol=1e-6)
+    # and the whole data after a call on rows (no cached value of the rows')
+    assert_allclose(obj.smoothness(), smoothness_by_formula(X, w, 0.5, 0.3, True),
+                    rtol=1e-6)
+    assert_allclose(obj.smoothness(scale_intercept=False),
+                    smoothness_by_formula(X, w, 0.5, 0.3, True, False), rtol=1e-6)
+    # a sample of the rows (seeded, without replacement) for the top
+    # eigenvalues; the largest row is over all rows
+    keep = np.sort(np.random.default_rng(5).choice(40, 16, replace=False))
+    sampled = smoothness_by_formula(X[keep], w[keep], 0.5, 0.3, True)
+    got = obj.smoothness(n_sample_rows=16, seed=5)
+    assert got[1] == pytest.approx(sampled[1], rel=1e-6)
+    assert got[2] == pytest.approx(sampled[2], rel=1e-6)
+    x_max = (X.toarray() if sparse else X) ** 2
+    assert got[0] == pytest.approx(
+        0.5 * np.max(w / w.mean() * (x_max.sum(axis=1) + got[2])) + 0.3, rel=1e-10)
+    # no weight: the penalty alone
+    zero = SoftmaxObjective(obj.X, obj.y, np.zeros(40), 3, alpha=0.3)
+    assert zero.smoothness() == (0.3, 0.3, 1.0)
+
+
+def test_top_eigenvalue_is_the_squared_spectral_norm():
+    from sksoftmax._objective import _top_eigenvalue
+    rng = np.random.RandomState(0)
+    for shape in [(2, 5), (5, 2), (9, 6)]:
+        A = rng.randn(*shape)
+        expected = np.linalg.norm(A, 2) ** 2
+        assert _top_eigenvalue(A, 0) == pytest.approx(expected, rel=1e-10)
+        assert _top_eigenvalue(sp.csr_matrix(A), 0) == pytest.approx(expected,
+                                                                     rel=1e-10)
+    A[0, 0] = np.inf
+    assert _top_eigenvalue(A, 0) == np.inf
+    assert _top_eigenvalue(sp.csr_matrix(A), 0) == np.inf
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("n_classes, fit_intercept", [(2, True), (3, True), (3, False)])
 def test_smoothness_constants_are_the_exact_bounds(sparse, n_classes, fit_intercept):
@@ -381,8 +436,15 @@ def hessian_at_zero(obj, h=1e-6):
 
 
 def test_feature_curvature_on_many_features_keeps_the_top_of_the_spectrum():
-    obj, _ = make(3, alpha=0.0, center=True, n=60, d=12)
+    obj, _ = make(3, alpha=0.3, center=True, n=60, d=12)
     full = obj.feature_curvature()
+    # exactly: every eigenpair, and no rest of the spectrum but the penalty
+    # (up to max_exact features, or with no more rows than the rank)
+    assert full[1].shape == (12, 12)
+    assert full[3] == 0.3
+    assert obj.feature_curvature(max_exact=12, rank=4)[1].shape == (12, 12)
+    few, _ = make(3, alpha=0.3, center=True, n=4, d=12)
+    assert few.feature_curvature(max_exact=8, rank=4)[1].shape == (12, 12)
     _, vectors, values, rest = obj.feature_curvature(max_exact=8, rank=4)
     exact = np.sort(full[2])[::-1]
     assert vectors.shape == (12, 4)
@@ -391,6 +453,23 @@ def test_feature_curvature_on_many_features_keeps_the_top_of_the_spectrum():
     assert_allclose(np.sort(values)[::-1], exact[:4], rtol=1e-4)
     # the rest of the spectrum by its mean: the trace is kept
     assert rest == pytest.approx(exact[4:].mean(), rel=1e-4)
+    # a sample of the rows: the second moment of those rows (centred at
+    # their own weighted mean), the same ones for the same seed
+    _, vectors, values, _ = obj.feature_curvature(n_sample_rows=20, seed=3)
+    keep = np.sort(np.random.default_rng(3).choice(60, 20, replace=False))
+    Xs, ws = obj.X[keep], obj.sample_weight[keep]
+    Xs = Xs - np.average(Xs, axis=0, weights=ws)
+    F = obj.uniform_curvature * (Xs * ws[:, None]).T @ Xs / ws.sum() + 0.3 * np.eye(12)
+    assert_allclose(vectors @ np.diag(values) @ vectors.T, F, rtol=1e-10,
+                    atol=1e-12)
+    # no weight, or a second moment that is not finite: no curvature
+    assert SoftmaxObjective(obj.X, obj.y, np.zeros(60), 3,
+                            fit_intercept=False).feature_curvature() is None
+    X = obj.X.copy()
+    X[0, 0] = 1e200
+    huge = SoftmaxObjective(X, obj.y, obj.sample_weight, 3, fit_intercept=False)
+    assert huge.feature_curvature() is None
+    assert huge.feature_curvature(max_exact=8, rank=4) is None
 
 
 def test_feature_curvature_only_where_it_is_a_kronecker_product():
@@ -441,6 +520,21 @@ def test_gradient_size_is_the_rms_per_sample_gradient_entry(sparse, n_classes):
         used.append(obj.n_logits * (np.count_nonzero(x) + 1))
     w = obj.sample_weight[rows]
     expected = np.sqrt((w @ squares) / (w @ used))
+    assert obj.gradient_size(params, rows) == pytest.approx(expected, rel=1e-10)
+    # rows without weight: no entries, a size of 0
+    weightless = SoftmaxObjective(obj.X, obj.y, np.zeros(obj.X.shape[0]), n_classes)
+    assert weightless.gradient_size(params, rows) == 0.0
+
+
+def test_gradient_size_in_centred_coordinates():
+    # per-sample gradients in the parameters' (centred) coordinates
+    obj, params = make(n_classes=3, center=True, offset=2.0)
+    rows = np.arange(0, 30, 2, dtype=np.intp)
+    squares = [np.sum(SoftmaxObjective(obj.X[i:i + 1], obj.y[i:i + 1], np.ones(1), 3,
+                                       center=obj.center)
+                      .loss_gradient(params)[1] ** 2) for i in rows]
+    w = obj.sample_weight[rows]
+    expected = np.sqrt((w @ squares) / (w.sum() * 3 * (obj.n_features + 1)))
     assert obj.gradient_size(params, rows) == pytest.approx(expected, rel=1e-10)
 
 
