@@ -623,3 +623,128 @@ def test_solve_switches_to_full_batch_when_variance_reduction_is_slow():
     assert 2 <= n_epochs <= 4  # gave up on SVRG after an epoch that gained little
     assert_array_equal(finished["from"], slow.calls[-1][0] - 1e-4 * quadratic(
         slow.calls[-1][0])[1])
+
+
+def recording_epoch(orders, inner=None):
+    """A run_epoch that records the order of the rows it is given."""
+    inner = inner or quadratic_epoch()
+
+    def run_epoch(state, order, batch_size, rule):
+        orders.append((order.copy(), batch_size))
+        return inner(state, order, batch_size, rule)
+    return run_epoch
+
+
+def test_solve_without_svrg_or_finish_runs_plain_epochs_judged_by_a_pass(capsys):
+    # neither SVRG nor a finish: epochs of the rule, each kept only if the
+    # objective fell; rows shuffled by rng each epoch, batch_size passed on
+    solver = make_solver("sgd", eta0=0.009)
+    state = solver.init_state(np.zeros(3))
+    orders = []
+    rows = np.arange(10, dtype=np.intp)
+    n_epochs, n_full, curve, failure = solver.solve(
+        state, recording_epoch(orders), rows, evaluate=evaluate_quadratic,
+        variance_reduced_epoch=None, step=0.01, finish=None, batch_size=4,
+        rng=np.random.RandomState(0), shuffle=True, max_iter=2000, tol=1e-6,
+        verbose=True)
+    assert failure is None
+    assert n_full == 0
+    assert np.max(np.abs(quadratic(state.model)[1])) <= 1e-6
+    assert len(orders) == n_epochs
+    assert len(curve) == n_epochs
+    assert all(b < a for a, b in zip(curve, curve[1:], strict=False))
+    expected = np.random.RandomState(0)
+    for order, batch_size in orders:
+        assert batch_size == 4
+        assert_array_equal(order, expected.permutation(rows))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == n_epochs
+    assert lines[0].startswith(f"Epoch 1, loss = {curve[0]:.8f}, time = ")
+    assert lines[-1].startswith(f"Epoch {n_epochs}, loss = {curve[-1]:.8f}, time = ")
+    # unshuffled: the rows in order, every epoch
+    orders.clear()
+    solver.solve(solver.init_state(np.zeros(3)), recording_epoch(orders), rows,
+                 evaluate=evaluate_quadratic, variance_reduced_epoch=None, step=0.01,
+                 finish=None, batch_size=4, rng=np.random.RandomState(0),
+                 shuffle=False, max_iter=3, tol=1e-6)
+    assert len(orders) == 3
+    for order, _ in orders:
+        assert_array_equal(order, rows)
+
+
+def test_solve_shuffles_the_svrg_epochs_and_reports_rejections(capsys):
+    solver = make_solver("sgd")
+    state = solver.init_state(np.zeros(3))
+    orders = []
+
+    def uphill(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
+        orders.append((order.copy(), batch_size, intercept_scale))
+        params += 3.0 * (params - CENTER)
+        return 0.0, False
+
+    rows = np.arange(10, dtype=np.intp)
+    rng = np.random.RandomState(3)
+    solver.solve(state, quadratic_epoch(), rows, evaluate=evaluate_quadratic,
+                 variance_reduced_epoch=uphill, step=0.01, intercept_scale=0.25,
+                 finish=None, batch_size=5, rng=rng, shuffle=True, max_iter=3,
+                 tol=1e-8, verbose=True)
+    expected = np.random.RandomState(3)
+    expected.permutation(rows)  # the first (stochastic) epoch's order
+    for order, batch_size, intercept_scale in orders:
+        assert_array_equal(order, expected.permutation(rows))
+        assert batch_size == 5
+        assert intercept_scale == 0.25
+    lines = capsys.readouterr().out.splitlines()
+    first = float(lines[0].split("loss = ")[1].split(",")[0])
+    assert lines[1].startswith(f"Epoch 2 (rejected, step now 0.005), loss = "
+                               f"{first:.8f}")
+    assert lines[2].startswith("Epoch 3 (rejected, step now 0.0025)")
+
+
+def test_solve_halves_the_step_after_reverting_the_first_epoch():
+    solver = make_solver("sgd", eta0=10.0)  # the first epoch diverges upward
+    state = solver.init_state(CENTER + 0.1)
+    epoch = gradient_descent_epoch(n_steps=1)
+    solve(solver, state, variance_reduced_epoch=epoch, finish=None, max_iter=2,
+          step=0.004)
+    # the SVRG epoch starts from the start, not from the bad epoch's end
+    start, snapshot, eta = epoch.calls[0]
+    assert_array_equal(start, CENTER + 0.1)
+    assert eta == 0.002
+
+
+def test_solve_stops_when_the_step_vanishes():
+    solver = make_solver("sgd")
+    state = solver.init_state(np.zeros(3))
+
+    def uphill(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
+        params += 3.0 * (params - CENTER)
+        return 0.0, False
+
+    n_epochs, _, curve, failure = solve(solver, state, variance_reduced_epoch=uphill,
+                                        finish=None, step=4e-12, max_iter=100)
+    # 4e-12 -> 2e-12 -> 1e-12 -> 5e-13 < 1e-12: three rejections, then stop
+    assert n_epochs == 4
+    assert failure.startswith("every epoch raised the objective until the step "
+                              "fell below 1e-12, after 4 epochs; the largest "
+                              "absolute (sub)gradient entry is ")
+
+
+def test_solve_names_the_epoch_that_diverged():
+    solver = make_solver("sgd")
+    with pytest.raises(DivergenceError, match=r"^epoch #1$"):
+        solver.solve(solver.init_state(np.zeros(3)), constant_epoch([np.nan]),
+                     np.arange(10, dtype=np.intp), evaluate=evaluate_quadratic,
+                     variance_reduced_epoch=None, step=0.01, batch_size=5,
+                     rng=None, shuffle=False, max_iter=10, tol=1e-8)
+    # plain epochs (no SVRG): the third one
+    epochs = iter([quadratic_epoch(), quadratic_epoch(), constant_epoch([np.nan])])
+
+    def run_epoch(state, order, batch_size, rule):
+        return next(epochs)(state, order, batch_size, rule)
+
+    with pytest.raises(DivergenceError, match=r"^epoch #3$"):
+        solver.solve(solver.init_state(np.zeros(3)), run_epoch,
+                     np.arange(10, dtype=np.intp), evaluate=evaluate_quadratic,
+                     variance_reduced_epoch=None, step=0.01, batch_size=5,
+                     rng=None, shuffle=False, max_iter=10, tol=1e-8)
