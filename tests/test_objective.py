@@ -142,6 +142,13 @@ def test_centred_curvature_estimate_is_the_hessian_diagonal_at_zero():
     obj, _ = make(4, alpha=0.3, offset=3.0, center=True)
     h = obj.curvature_estimate()
     assert_allclose(h, hessian_diagonal_at_zero(obj), rtol=1e-6)
+    # a constant feature has no curvature once centred: the penalty alone
+    X = obj.X.copy()
+    X[:, 1] = 7.0
+    constant = SoftmaxObjective(X, obj.y, obj.sample_weight, 4, alpha=0.3,
+                                center=True)
+    coef_diagonal, _ = constant.unpack(constant.curvature_estimate())
+    assert_allclose(coef_diagonal[:, 1], 0.3, rtol=1e-9)
 
 
 def test_float32_data_gives_the_float64_objective_to_float32_precision():
@@ -730,8 +737,13 @@ def test_optimality_is_the_minimum_norm_subgradient():
     # l1 = 0.5: at zero max(|g| - 0.5, 0); elsewhere |g + 0.5 sign(w)|
     expected = [0.0, 0.4, 0.6, 0.1, 0.0, 0.1, 0.05, 0.02, 0.01]
     assert obj.optimality(params, gradient) == pytest.approx(max(expected))
+    # the first entry counts too
+    gradient[0] = -1.5
+    assert obj.optimality(params, gradient) == pytest.approx(1.0)
     plain, _ = make(n_classes=3, alpha=1.0, d=2)
-    assert plain.optimality(params, gradient) == pytest.approx(0.9)
+    assert plain.optimality(params, gradient) == pytest.approx(1.5)
+    # nothing to optimise: optimal
+    assert obj.optimality(np.empty(0), np.empty(0)) == 0.0
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])
