@@ -329,12 +329,13 @@ def test_smoothness_of_rows_of_a_sample_and_without_intercept_scale(scale, spars
     obj, _ = make(n_classes=3, alpha=0.3, sparse=sparse, scale=scale, n=40)
     X, w = obj.X, obj.sample_weight
     rows = np.arange(0, 40, 3, dtype=np.intp)
+    whole = obj.smoothness()  # (kept for the next call on all rows)
     assert_allclose(obj.smoothness(rows=rows),
                     smoothness_by_formula(X[rows], w[rows], 0.5, 0.3, True),
                     rtol=1e-6)
     # and the whole data after a call on rows (no cached value of the rows')
-    assert_allclose(obj.smoothness(), smoothness_by_formula(X, w, 0.5, 0.3, True),
-                    rtol=1e-6)
+    assert_allclose(whole, smoothness_by_formula(X, w, 0.5, 0.3, True), rtol=1e-6)
+    assert obj.smoothness() == whole
     assert_allclose(obj.smoothness(scale_intercept=False),
                     smoothness_by_formula(X, w, 0.5, 0.3, True, False), rtol=1e-6)
     # a sample of the rows (seeded, without replacement) for the top
@@ -751,3 +752,22 @@ def test_zero_objective_is_the_objective_at_zero(n_classes):
     obj, _ = make(n_classes=n_classes, smoothing=0.2, l1_ratio=0.3)
     assert obj.zero_objective() == pytest.approx(obj.objective(obj.init_params()),
                                                  rel=1e-12)
+
+
+def test_inverse_frequency_of_the_features_a_minibatch_uses():
+    # q_j = 1 - (1 - share_j)^B, share_j the fraction of the epoch's rows
+    # that hold feature j; features no row holds get 0, not inf
+    X = sp.csr_matrix(np.array([[1.0, 0, 2.0, 0, 0], [0, 0, 3.0, 0, 0],
+                                [4.0, 0, 0, 0, 0], [0, 5.0, 6.0, 0, 0]]))
+    obj = SoftmaxObjective(X, np.array([0, 1, 2, 0]), np.ones(4), 3)
+    every = np.arange(4, dtype=np.intp)
+    share = np.array([2, 1, 3, 0, 0]) / 4
+    expected = np.zeros(5)
+    expected[:3] = 1 / (1 - (1 - share[:3]) ** 2)
+    assert_allclose(obj._inverse_frequency(every, 2), expected, rtol=1e-14)
+    # an epoch over some of the rows: their shares alone
+    some = np.array([3, 1], dtype=np.intp)
+    share = np.array([0, 1, 2, 0, 0]) / 2
+    expected = np.zeros(5)
+    expected[1:3] = 1 / (1 - (1 - share[1:3]) ** 3)
+    assert_allclose(obj._inverse_frequency(some, 3), expected, rtol=1e-14)
