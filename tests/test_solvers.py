@@ -748,3 +748,51 @@ def test_solve_names_the_epoch_that_diverged():
                      np.arange(10, dtype=np.intp), evaluate=evaluate_quadratic,
                      variance_reduced_epoch=None, step=0.01, batch_size=5,
                      rng=None, shuffle=False, max_iter=10, tol=1e-8)
+
+
+def test_fit_judges_the_model_and_reports_each_epoch(capsys):
+    # model_loss and validation_score see the state's model; the verbose lines
+    # give both; the rows are shuffled by rng and batch_size is passed on
+    solver = make_solver("sgd", eta0=0.005)
+    state = solver.init_state(np.zeros(3))
+    orders, judged = [], []
+    rows = np.arange(6, dtype=np.intp)
+
+    def model_loss(params):
+        judged.append((params is state.model, params.copy()))
+        return quadratic(params)[0]
+
+    scores = iter([0.25, 0.5, 0.75])
+    n_epochs, curve, seen, converged = solver.fit(
+        state, recording_epoch(orders), rows, batch_size=3,
+        rng=np.random.RandomState(1), shuffle=True, max_iter=3, tol=0.0,
+        n_iter_no_change=5, model_loss=model_loss,
+        validation_score=lambda params: next(scores), verbose=True)
+    assert (n_epochs, converged) == (3, False)
+    assert seen == [0.25, 0.5, 0.75]
+    assert all(is_model for is_model, _ in judged)
+    assert curve == [quadratic(p)[0] for _, p in judged]
+    expected = np.random.RandomState(1)
+    for order, batch_size in orders:
+        assert batch_size == 3
+        assert_array_equal(order, expected.permutation(rows))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(", time = ")[0] for line in lines] == [
+        f"Epoch {i + 1}, loss = {curve[i]:.8f}, validation score = {s:.6f}"
+        for i, s in enumerate([0.25, 0.5, 0.75])]
+
+
+def test_adaptive_rate_stops_dividing_below_1e_6(capsys):
+    solver = make_solver("sgd", learning_rate="adaptive", eta0=1e-5)
+    state = solver.init_state(np.zeros(3))
+    n_epochs, _, _, converged = solver.fit(
+        state, constant_epoch([1.0] * 20), np.arange(2, dtype=np.intp),
+        batch_size=2, rng=None, shuffle=False, max_iter=20, tol=0.0,
+        n_iter_no_change=1, verbose=True)
+    # 1e-5 -> 2e-6 -> 4e-7: two divisions, then the stall stops the fit
+    assert state.eta == pytest.approx(4e-7)
+    assert converged
+    assert n_epochs == 4
+    out = capsys.readouterr().out
+    assert "Learning rate set to 2e-06" in out
+    assert "Learning rate set to 4e-07" in out
