@@ -43,6 +43,10 @@ TESTS = {
     "_estimator": ["tests/test_estimator.py"],
 }
 
+# the estimator's tests start joblib (loky) worker processes: run them in a
+# fork server, so that mutmut's own process never holds (and reaps) them
+ISOLATION = {"_estimator": "forkserver"}
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CONFIG = """
@@ -54,6 +58,7 @@ pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--no-header"]
 pytest_add_cli_args_test_selection = {tests}
 # a mutant that makes a solver loop for ever is stopped at 5x the clean run
 timeout_multiplier = 5.0
+process_isolation = "{isolation}"
 """
 
 
@@ -69,7 +74,8 @@ def prepare(module):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     with open(work / "pyproject.toml", "a") as f:
-        f.write(CONFIG.format(module=module, tests=json.dumps(TESTS[module])))
+        f.write(CONFIG.format(module=module, tests=json.dumps(TESTS[module]),
+                              isolation=ISOLATION.get(module, "fork")))
     return work
 
 
