@@ -196,3 +196,50 @@ def _expected_failed_checks(estimator):
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_cv_estimator(estimator, check):
     check(estimator)
+
+
+# (tol=1e-8 is at the edge of float64 here: a few fits stall at 3e-8)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_cv_passes_its_parameters_and_weights_on():
+    # every estimator parameter reaches the folds' and the final fit: the
+    # refit model is the plain fit at alpha_; weights reach the folds'
+    # scores and the grid
+    X, y = _iris()
+    w = np.random.RandomState(0).uniform(0.2, 3.0, len(y))
+    params = dict(fit_intercept=False, tol=1e-8, class_weight={0: 2.0, 1: 1.0, 2: 0.5},
+                  label_smoothing=0.1, max_iter=500)
+    cv = SoftmaxRegressionClassifierCV(alphas=[1e-1, 1e-2], cv=3, **params).fit(
+        X, y, sample_weight=w)
+    plain = SoftmaxRegressionClassifier(alpha=cv.alpha_, **params).fit(
+        X, y, sample_weight=w)
+    assert_allclose(cv.coef_, plain.coef_, rtol=1e-5, atol=1e-7)
+    assert_allclose(cv.intercept_, 0.0)
+    folds = list(StratifiedKFold(3).split(X, y))
+    for fold, (train, test) in enumerate(folds):
+        for k, alpha in enumerate(cv.alphas_):
+            model = SoftmaxRegressionClassifier(alpha=alpha, **params).fit(
+                X[train], y[train], sample_weight=w[train])
+            assert cv.scores_[fold, k] == pytest.approx(
+                model.score(X[test], y[test], sample_weight=w[test]), abs=1e-12)
+
+
+def test_l1_alpha_grid_starts_at_alpha_max_of_the_weighted_data():
+    # alpha_max: the coefficients' largest gradient entry at W = 0, the
+    # intercepts at their optimum, the weighted log class frequencies
+    X, y = _iris()
+    w = np.where(y == 0, 5.0, 1.0)
+    _, _, alphas, _ = softmax_regression_path(X, y, sample_weight=w, alphas=3,
+                                              l1_ratio=0.5)
+    frequencies = np.bincount(y, weights=w) / w.sum()
+    P = np.tile(frequencies, (len(y), 1))
+    Y = np.eye(3)[y]
+    gradient = (w[:, None] * (P - Y)).T @ X / w.sum()
+    assert alphas[0] == pytest.approx(np.abs(gradient).max() / 0.5, rel=1e-10)
+    # binary: one logit, the intercept at the log-odds
+    Xb, yb = X[y > 0], y[y > 0]
+    wb = w[y > 0] * np.where(yb == 1, 1.0, 3.0)
+    _, _, alphas, _ = softmax_regression_path(Xb, yb, sample_weight=wb, alphas=2,
+                                              l1_ratio=1.0)
+    p1 = wb[yb == 2].sum() / wb.sum()
+    gradient = (wb * (p1 - (yb == 2))) @ Xb / wb.sum()
+    assert alphas[0] == pytest.approx(np.abs(gradient).max(), rel=1e-10)
