@@ -757,7 +757,8 @@ def test_partial_fit_errors():
     clf = SoftmaxRegressionClassifier(solver="sgd")
     with pytest.raises(ValueError, match="classes must be passed on the first call"):
         clf.partial_fit(X, y)
-    with pytest.raises(ValueError, match="y contains labels not in classes"):
+    with pytest.raises(ValueError, match=r"y contains labels not in classes: "
+                                         r"array\(\[2\]\)"):
         clf.partial_fit(X, y, classes=[0, 1])
     clf = SoftmaxRegressionClassifier(solver="sgd").partial_fit(X, y, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="is not the same as on last call"):
@@ -767,6 +768,36 @@ def test_partial_fit_errors():
     with pytest.raises(ValueError, match="'balanced' is not supported for partial_fit"):
         SoftmaxRegressionClassifier(solver="sgd", class_weight="balanced").partial_fit(
             X, y, classes=[0, 1, 2])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_takes_sample_weights(solver):
+    # the objective is a weighted mean: weights scaled by a constant give the
+    # same steps, other weights other steps; a chunk of zero weight is allowed
+    X, y = scaled("iris")
+    w = np.random.RandomState(0).uniform(0.1, 3.0, len(y))
+
+    def streamed(weights):
+        clf = SoftmaxRegressionClassifier(solver=solver, random_state=0)
+        for part in np.array_split(np.arange(len(y)), 3):
+            clf.partial_fit(X[part], y[part], classes=[0, 1, 2],
+                            sample_weight=None if weights is None else weights[part])
+        return clf.coef_
+
+    plain = streamed(None)
+    assert_allclose(streamed(np.full(len(y), 3.0)), plain, rtol=1e-10, atol=1e-12)
+    assert np.abs(streamed(w) - plain).max() > 1e-3
+    if solver == "sgd":
+        # no data term left: plain steps (no momentum, no average) are the
+        # penalty's alone, W <- (1 - eta alpha) W, a uniform shrink
+        clf = SoftmaxRegressionClassifier(solver=solver, momentum=0.0, average=False,
+                                          alpha=0.01).partial_fit(
+            X, y, classes=[0, 1, 2])
+        before = clf.coef_.copy()
+        clf.partial_fit(X, y, sample_weight=np.zeros(len(y)))
+        ratio = clf.coef_ / before
+        assert_allclose(ratio, ratio[0, 0], rtol=1e-9)
+        assert 0 < ratio[0, 0] < 1
 
 
 # ------------------------------------------------------ sklearn ecosystem
