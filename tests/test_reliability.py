@@ -461,3 +461,22 @@ def test_precompile_rejects_unknown_choices():
     assert proc.returncode == 2
     assert "expected a comma-separated subset of lbfgs, sgd, adam; got " \
            "'lbfgs,newton'" in proc.stderr
+
+
+@pytest.mark.parametrize("available", [1, 2, 8])
+def test_effective_n_threads_counts_like_joblib(monkeypatch, available):
+    # None and -1: every thread Numba has; -k: all but k - 1; never below 1;
+    # a positive count is capped at what there is
+    import numba
+
+    from sksoftmax._parallel import effective_n_threads
+
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", available)
+    assert effective_n_threads(None) == available
+    assert effective_n_threads(-1) == available
+    assert effective_n_threads(-2) == max(1, available - 1)
+    assert effective_n_threads(-100) == 1
+    assert effective_n_threads(0) == 1
+    assert effective_n_threads(1) == 1
+    assert effective_n_threads(2) == min(2, available)
+    assert effective_n_threads(100) == available
