@@ -512,6 +512,12 @@ def gradient_descent_epoch(n_steps=5):
     return epoch
 
 
+def uphill(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
+    """A variance_reduced_epoch that always ends worse than its snapshot."""
+    params += 3.0 * (params - CENTER)
+    return 0.0, False
+
+
 def solve(solver, state, **kw):
     options = dict(evaluate=evaluate_quadratic, step=0.01, batch_size=5,
                    rng=np.random.RandomState(0), shuffle=True, max_iter=1000,
@@ -546,10 +552,10 @@ def test_solve_rejects_epochs_that_raise_the_objective_and_finishes():
     state = solver.init_state(np.zeros(3))
     steps = []
 
-    def uphill(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
+    def recording(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
         steps.append(eta)
-        params += 3.0 * (params - CENTER)  # always worse than the snapshot
-        return 0.0, False
+        return uphill(params, snapshot, gradient, order, batch_size, eta,
+                      intercept_scale)
 
     finished = {}
 
@@ -559,7 +565,7 @@ def test_solve_rejects_epochs_that_raise_the_objective_and_finishes():
         return CENTER.copy(), 7, [0.5, 0.0], None
 
     n_epochs, n_full, curve, failure = solve(
-        solver, state, variance_reduced_epoch=uphill, finish=finish, max_iter=50)
+        solver, state, variance_reduced_epoch=recording, finish=finish, max_iter=50)
     first = curve[0]
     # three rejected epochs, each halving the step, then the finish from the
     # model of the first (stochastic) epoch, never from a rejected end point
@@ -575,10 +581,6 @@ def test_solve_rejects_epochs_that_raise_the_objective_and_finishes():
 def test_solve_without_a_finish_keeps_the_best_model_and_reports_no_convergence():
     solver = make_solver("sgd")
     state = solver.init_state(np.zeros(3))
-
-    def uphill(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
-        params += 3.0 * (params - CENTER)
-        return 0.0, False
 
     n_epochs, n_full, curve, failure = solve(
         solver, state, variance_reduced_epoch=uphill, finish=None, max_iter=6)
@@ -677,15 +679,15 @@ def test_solve_shuffles_the_svrg_epochs_and_reports_rejections(capsys):
     state = solver.init_state(np.zeros(3))
     orders = []
 
-    def uphill(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
+    def recording(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
         orders.append((order.copy(), batch_size, intercept_scale))
-        params += 3.0 * (params - CENTER)
-        return 0.0, False
+        return uphill(params, snapshot, gradient, order, batch_size, eta,
+                      intercept_scale)
 
     rows = np.arange(10, dtype=np.intp)
     rng = np.random.RandomState(3)
     solver.solve(state, quadratic_epoch(), rows, evaluate=evaluate_quadratic,
-                 variance_reduced_epoch=uphill, step=0.01, intercept_scale=0.25,
+                 variance_reduced_epoch=recording, step=0.01, intercept_scale=0.25,
                  finish=None, batch_size=5, rng=rng, shuffle=True, max_iter=3,
                  tol=1e-8, verbose=True)
     expected = np.random.RandomState(3)
@@ -716,10 +718,6 @@ def test_solve_halves_the_step_after_reverting_the_first_epoch():
 def test_solve_stops_when_the_step_vanishes():
     solver = make_solver("sgd")
     state = solver.init_state(np.zeros(3))
-
-    def uphill(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
-        params += 3.0 * (params - CENTER)
-        return 0.0, False
 
     n_epochs, _, curve, failure = solve(solver, state, variance_reduced_epoch=uphill,
                                         finish=None, step=4e-12, max_iter=100)
