@@ -372,24 +372,11 @@ def test_top_eigenvalue_is_the_squared_spectral_norm():
 def test_smoothness_constants_are_the_exact_bounds(sparse, n_classes, fit_intercept):
     obj, _ = make(n_classes=n_classes, alpha=0.3, sparse=sparse,
                   fit_intercept=fit_intercept)
-    X = obj.X.toarray() if sparse else np.asarray(obj.X, dtype=float)
-    if fit_intercept:
-        X = np.hstack([X, np.ones((X.shape[0], 1))])
-    w = obj.sample_weight
     c = 0.25 if n_classes == 2 else 0.5
     max_smoothness, mean_smoothness, delta = obj.smoothness()
-    # the intercept's scale: the top eigenvalue of the coefficients' second
-    # moment, capped at 1; its column then holds sqrt(delta)
-    coef_part = X[:, :obj.n_features]
-    coef_top = np.linalg.eigvalsh((coef_part * w[:, None]).T @ coef_part
-                                  / w.sum())[-1]
-    expected_delta = min(1.0, coef_top) if fit_intercept else 1.0
+    expected_max, expected_mean, expected_delta = smoothness_by_formula(
+        obj.X, obj.sample_weight, c, 0.3, fit_intercept)
     assert delta == pytest.approx(expected_delta, rel=1e-8)
-    if fit_intercept:
-        X[:, -1] = np.sqrt(delta)
-    expected_max = c * np.max(w / w.mean() * (X ** 2).sum(axis=1)) + 0.3
-    second_moment = (X * w[:, None]).T @ X / w.sum()
-    expected_mean = c * np.linalg.eigvalsh(second_moment)[-1] + 0.3
     assert max_smoothness == pytest.approx(expected_max, rel=1e-10)
     assert mean_smoothness == pytest.approx(expected_mean, rel=1e-6)
     # the mean loss's Hessian, in the metric where the intercept moves delta
