@@ -483,21 +483,17 @@ def test_centred_smoothness_constants_are_the_centred_bounds(d):
     Xc = obj.X - np.average(obj.X, axis=0, weights=w)
     assert_allclose(obj.center, np.average(obj.X, axis=0, weights=w), rtol=1e-12)
     max_smoothness, mean_smoothness, delta = obj.smoothness()
-    coef_top = np.linalg.eigvalsh((Xc * w[:, None]).T @ Xc / w.sum())[-1]
-    assert delta == pytest.approx(min(1.0, coef_top), rel=1e-8)
-    X = np.hstack([Xc, np.full((len(w), 1), np.sqrt(delta))])
-    expected_max = 0.5 * np.max(w / w.mean() * (X ** 2).sum(axis=1)) + 0.3
-    expected_mean = (0.5 * np.linalg.eigvalsh((X * w[:, None]).T @ X / w.sum())[-1]
-                     + 0.3)
+    # the bounds of the centred rows
+    expected_max, expected_mean, expected_delta = smoothness_by_formula(
+        Xc, w, 0.5, 0.3, True)
+    assert delta == pytest.approx(expected_delta, rel=1e-8)
     assert max_smoothness == pytest.approx(expected_max, rel=1e-10)
     assert mean_smoothness == pytest.approx(expected_mean, rel=1e-6)
     # the same constants a second time, unscaled intercept too (Lanczos cached)
     assert obj.smoothness() == (max_smoothness, mean_smoothness, delta)
     unscaled = obj.smoothness(scale_intercept=False)
-    X[:, -1] = 1.0
     assert unscaled[1] == pytest.approx(
-        0.5 * np.linalg.eigvalsh((X * w[:, None]).T @ X / w.sum())[-1] + 0.3,
-        rel=1e-6)
+        smoothness_by_formula(Xc, w, 0.5, 0.3, True, False)[1], rel=1e-6)
 
 
 @pytest.mark.parametrize("sparse", [False, True])

@@ -7,8 +7,8 @@ Usage (from the repository root, with the ``dev`` extra installed)::
 
 mutmut reads its configuration from ``pyproject.toml`` and runs every mutant
 against the tests that reached the mutated function in a first traced run of
-a fixed test selection. To give each module its own selection (so that a run
-fits in about 30 minutes on 2 cores), this script copies the tracked files to
+a fixed test selection. To give each module its own, smaller selection (times
+on 2 cores are in CONTRIBUTING.md), this script copies the tracked files to
 ``.mutation/<module>/``, adds a ``[tool.mutmut]`` table for that module there
 and runs ``mutmut run`` in the copy; the repository itself is left as it is.
 Results stay in the copy: ``cd .mutation/_math && mutmut results`` lists the
