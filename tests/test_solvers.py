@@ -5,10 +5,17 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit
 
+import sksoftmax._solvers as solvers_module
 from sksoftmax import _steps
 from sksoftmax._lbfgs import CompactHistory, FeatureScale, compact_lbfgs
 from sksoftmax._parallel import chunk_map
-from sksoftmax._solvers import DivergenceError, MinibatchSolver, auto_eta0, lbfgs
+from sksoftmax._solvers import (
+    COMPACT_MIN_PARAMS,
+    DivergenceError,
+    MinibatchSolver,
+    auto_eta0,
+    lbfgs,
+)
 
 CENTER = np.array([1.0, -2.0, 3.0])
 SCALES = np.array([1.0, 10.0, 100.0])
@@ -490,6 +497,224 @@ def test_compact_lbfgs_does_not_stop_on_a_small_gradient_far_from_the_optimum():
     assert n_iter >= 1
     assert f <= 1e-12
     assert_allclose(x, c, atol=1e-6)
+
+
+
+@pytest.mark.parametrize(("n", "n_threads", "n_chunks"), [
+    (COMPACT_MIN_PARAMS - 1, 4, None),  # scipy's L-BFGS-B
+    (COMPACT_MIN_PARAMS, 4, 1),  # compact from COMPACT_MIN_PARAMS on
+    (2**17, 4, 2),  # a chunk of at least 2**16 parameters a thread
+    (3 * 2**16 + 1, 8, 3),
+    (2**18, 2, 2),  # no more chunks than threads
+])
+def test_lbfgs_switches_to_the_compact_update_by_size(monkeypatch, n, n_threads,
+                                                      n_chunks):
+    calls = []
+
+    def recording(*args, **kw):
+        calls.append(kw["n_chunks"])
+        return compact_lbfgs(*args, **kw)
+
+    monkeypatch.setattr(solvers_module, "compact_lbfgs", recording)
+
+    def distance(x):
+        diff = x - 1.0
+        return 0.5 * float(diff @ diff), diff
+
+    params, n_iter, _, failure = lbfgs(distance, np.zeros(n), max_iter=10, tol=1e-8,
+                                       n_threads=n_threads)
+    assert failure is None
+    assert_allclose(params, 1.0)
+    assert calls == ([] if n_chunks is None else [n_chunks])
+
+# ------------------------------- compact L-BFGS and OWL-QN: how they recover
+class Recorded:
+    """``loss_gradient`` that keeps a copy of every point it is called at, and
+    answers ``inf`` at the evaluations numbered in ``fail_at``."""
+
+    def __init__(self, loss_gradient, fail_at=()):
+        self.loss_gradient = loss_gradient
+        self.fail_at = set(fail_at)
+        self.points = []
+
+    def __call__(self, x):
+        self.points.append(x.copy())
+        loss, grad = self.loss_gradient(x)
+        if len(self.points) - 1 in self.fail_at:
+            return np.inf, grad
+        return loss, grad
+
+
+def _one_iteration(f, x0, **kw):
+    """The point one compact iteration reaches from ``x0``, and how many
+    evaluations it took."""
+    recorded = Recorded(f)
+    x1, *_ = compact_lbfgs(recorded, x0, max_iter=1, tol=0.0, ftol=0.0, **kw)
+    return x1, len(recorded.points)
+
+
+def test_compact_lbfgs_tries_a_unit_step_first_then_the_quasi_newton_step():
+    # as L-BFGS-B: length 1 along -g, then step 1 along the two-loop direction
+    f = softplus_problem(n=5)
+    x0 = np.full(5, 0.5)
+    x1, k = _one_iteration(f, x0)
+    recorded = Recorded(f)
+    compact_lbfgs(recorded, x0, max_iter=2, tol=0.0, ftol=0.0)
+    g0, g1 = f(x0)[1], f(x1)[1]
+    assert_allclose(recorded.points[1], x0 - g0 / np.linalg.norm(g0), rtol=1e-14)
+    d1 = two_loop_direction([(x1 - x0, g1 - g0)], g1)
+    assert_allclose(recorded.points[k], x1 + d1, rtol=1e-10)
+
+
+def test_compact_lbfgs_keeps_a_lower_point_when_the_line_search_runs_out():
+    # one evaluation a search: the unit step from 100 to 99 lowers f but does
+    # not meet the curvature condition, so DCSRCH stops with a warning
+    def f(x):
+        return 0.5 * float(x @ x), x.copy()
+
+    x, fx, g, n_iter, curve, status = compact_lbfgs(
+        f, np.array([100.0]), max_iter=1, tol=1e-8, ftol=0.0, maxls=1)
+    assert_allclose(x, [99.0], rtol=1e-14)
+    assert fx == 0.5 * 99.0**2
+    assert curve == [fx]
+    assert (n_iter, status) == (1, "max_iter")
+
+
+def test_compact_lbfgs_reports_a_line_search_that_only_went_uphill():
+    # the unit step overshoots a steep minimum: f rises, nothing is kept
+    def f(x):
+        return 50.0 * float(x @ x), 100.0 * x
+
+    start = np.array([1e-3])
+    x, fx, g, n_iter, curve, status = compact_lbfgs(
+        f, start, max_iter=5, tol=1e-8, ftol=0.0, maxls=1)
+    assert (n_iter, status, curve) == (0, "line_search", [])
+    assert_array_equal(x, start)
+    assert fx == f(start)[0]
+
+
+def test_compact_lbfgs_retries_along_the_gradient_after_a_failed_search():
+    # the first trial of the 2nd iteration fails; the pairs are forgotten and
+    # the search retries along -g with step 1 (L-BFGS-B's restart)
+    f = softplus_problem(n=5)
+    x0 = np.full(5, 0.5)
+    x1, k = _one_iteration(f, x0, maxls=1)
+    recorded = Recorded(f, fail_at={k})
+    x, fx, g, n_iter, curve, status = compact_lbfgs(
+        recorded, x0, max_iter=50, tol=1e-8, ftol=0.0, maxls=1)
+    assert_allclose(recorded.points[k + 1], x1 - f(x1)[1], rtol=1e-12)
+    assert status == "converged"
+    assert np.max(np.abs(g)) <= 1e-8
+
+
+def test_compact_lbfgs_restarts_when_the_direction_does_not_descend(monkeypatch):
+    # a direction that goes uphill (rounding can give one) is replaced by -g,
+    # with step 1, and the pairs that gave it are forgotten
+    f = softplus_problem(n=5)
+    x0 = np.full(5, 0.5)
+    x1, k = _one_iteration(f, x0)
+    original = CompactHistory.update_and_direction
+    pairs = []
+
+    def uphill_once(self, step, d, g, g_old, store, v=None):
+        original(self, step, d, g, g_old, store, v)
+        if not pairs:
+            np.negative(d, out=d)
+        pairs.append(len(self.order))
+
+    monkeypatch.setattr(CompactHistory, "update_and_direction", uphill_once)
+    recorded = Recorded(f)
+    x, fx, g, n_iter, curve, status = compact_lbfgs(
+        recorded, x0, max_iter=50, tol=1e-8, ftol=0.0)
+    assert_allclose(recorded.points[k], x1 - f(x1)[1], rtol=1e-12)
+    assert pairs[:2] == [1, 1]  # the first pair was dropped before the second
+    assert status == "converged"
+    assert np.max(np.abs(g)) <= 1e-8
+
+
+def _shifted_l1_problem(wall=np.inf):
+    """``5 (x - 1.31)^2 + 0.1 |x|``, minimum at 1.3, infinite beyond ``wall``."""
+    def f(x):
+        loss = 5.0 * float((x[0] - 1.31) ** 2) if x[0] <= wall else np.inf
+        return loss, 10.0 * (x - 1.31)
+    return f, np.array([0.1])
+
+
+@pytest.mark.parametrize(("wall", "cut"), [(np.inf, 1.3), (1.5, 1.1)])
+def test_owlqn_cuts_the_step_to_the_quadratics_minimiser(wall, cut):
+    # pg = -3 at 1: the unit first step reaches 2, where F = 2.58 > F(1) = 0.58.
+    # The quadratic through F(1), the slope -9 and F(2) has its minimum at
+    # 1.3 (a cut of 0.3); where F(2) is infinite the cut is the largest, 0.1
+    f, l1 = _shifted_l1_problem(wall)
+    recorded = Recorded(f)
+    x, F, pg, n_iter, curve, status = compact_lbfgs(
+        recorded, np.array([1.0]), max_iter=20, tol=1e-10, ftol=0.0, l1=l1)
+    assert_allclose(np.concatenate(recorded.points[:3]), [1.0, 2.0, cut], rtol=1e-12)
+    assert status == "converged"
+    assert_allclose(x, [1.3], rtol=1e-9)
+
+
+def _l1_softplus(n=5, weight=0.01):
+    """The softplus problem plus ``weight * |x|`` on every entry."""
+    return softplus_problem(n=n), np.full(n, weight)
+
+
+def _pseudo_gradient(g, x, l1):
+    # off zero, the L1 term is differentiable
+    assert np.all(x != 0.0)
+    return g + l1 * np.sign(x)
+
+
+def test_owlqn_restarts_along_the_pseudo_gradient_when_its_direction_fails(
+        monkeypatch):
+    # a direction that disagrees with -pg in every penalised entry projects to
+    # 0: the pairs are dropped and the next trial is a unit step along -pg
+    f, l1 = _l1_softplus()
+    x0 = np.full(5, 5.0)  # unit steps stay in the positive orthant
+    x1, k = _one_iteration(f, x0, l1=l1)
+    original = CompactHistory.update_and_direction
+    pairs = []
+
+    def uphill_once(self, step, d, g, g_old, store, v=None):
+        original(self, step, d, g, g_old, store, v)
+        if not pairs:
+            np.negative(d, out=d)
+        pairs.append(len(self.order))
+
+    monkeypatch.setattr(CompactHistory, "update_and_direction", uphill_once)
+    recorded = Recorded(f)
+    x, F, pg, n_iter, curve, status = compact_lbfgs(
+        recorded, x0, max_iter=50, tol=1e-6, ftol=0.0, l1=l1)
+    pg1 = _pseudo_gradient(f(x1)[1], x1, l1)
+    assert_allclose(recorded.points[k], x1 - pg1 / np.linalg.norm(pg1), rtol=1e-12)
+    assert pairs[:2] == [1, 1]
+    assert status == "converged"
+    assert np.max(np.abs(pg)) <= 1e-6
+
+
+def test_owlqn_retries_along_the_pseudo_gradient_after_a_failed_search():
+    f, l1 = _l1_softplus()
+    x0 = np.full(5, 5.0)  # unit steps stay in the positive orthant
+    x1, k = _one_iteration(f, x0, l1=l1, maxls=1)
+    recorded = Recorded(f, fail_at={k})
+    x, F, pg, n_iter, curve, status = compact_lbfgs(
+        recorded, x0, max_iter=50, tol=1e-8, ftol=0.0, l1=l1, maxls=1)
+    pg1 = _pseudo_gradient(f(x1)[1], x1, l1)
+    assert_allclose(recorded.points[k + 1], x1 - pg1 / np.linalg.norm(pg1),
+                    rtol=1e-12)
+    # the retry was accepted, and the run went on downhill (with one trial a
+    # search it stops on a failed search later, far from the optimum)
+    assert n_iter >= 3
+    assert np.all(np.diff(curve) < 0)
+
+
+def test_owlqn_reports_a_first_search_that_found_no_decrease():
+    f, l1 = _shifted_l1_problem(wall=1.0)  # any step to the right is infinite
+    x, F, pg, n_iter, curve, status = compact_lbfgs(
+        f, np.array([1.0]), max_iter=20, tol=1e-10, ftol=0.0, l1=l1, maxls=3)
+    assert (n_iter, status, curve) == (0, "line_search", [])
+    assert_array_equal(x, [1.0])
+    assert F == pytest.approx(5.0 * 0.31**2 + 0.1, rel=1e-14)
 
 
 # ------------------------------------------- solve: to the optimum, never worse
