@@ -380,6 +380,23 @@ def test_early_stopping_attributes_and_determinism():
     assert a.loss_curve_ == b.loss_curve_
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("name", ["iris", "breast_cancer"])  # breast_cancer: binary
+def test_early_stopping_scores_the_weighted_stratified_validation_split(name, solver):
+    # the held-out rows are train_test_split's stratified split, seeded from
+    # random_state; the score is their weighted accuracy, of the model returned
+    X, y = scaled(name)
+    weights = np.random.default_rng(0).uniform(0.1, 2.0, len(y))
+    clf = SoftmaxRegressionClassifier(solver=solver, early_stopping=True,
+                                      validation_fraction=0.3, random_state=3)
+    clf.fit(X, y, sample_weight=weights)
+    seed = np.random.RandomState(3).randint(np.iinfo(np.int32).max)
+    _, val = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y,
+                              random_state=seed)
+    assert clf.validation_scores_[-1] == clf.score(X[val], y[val],
+                                                   sample_weight=weights[val])
+    assert clf.t_ == clf.n_iter_ * (len(y) - len(val))
+
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
 def test_fixed_random_state_is_deterministic(solver):
     X, y = scaled("wine")
