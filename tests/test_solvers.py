@@ -852,6 +852,41 @@ def test_solve_switches_to_full_batch_when_variance_reduction_is_slow():
         slow.calls[-1][0])[1])
 
 
+def test_solve_judges_slowness_by_the_ratio_of_successive_decreases():
+    # the objective is the parameter itself: 10, then 8 after the stochastic
+    # epoch (a decrease of 2), then the scripted SVRG end points. A tie is
+    # rejected (step halved); 8 -> 7 -> 6.5 gain exactly half the previous
+    # decrease each (not slow: the rule is strict); 6.5 -> 6.2 gains 0.3 >
+    # 0.25, so the finish starts there
+    solver = make_solver("sgd")
+    state = solver.init_state(np.array([10.0]))
+    values = iter([7.0, 7.0, 6.5, 6.2])
+    steps, finished = [], {}
+
+    def stochastic(state, order, batch_size, rule):
+        state.params[0] = 8.0
+        return 8.0, False
+
+    def scripted(params, snapshot, gradient, order, batch_size, eta, intercept_scale):
+        steps.append(eta)
+        params[0] = next(values)
+        return params[0], False
+
+    def finish(params, max_iter):
+        finished["from"] = params.copy()
+        return np.array([5.0]), 2, [5.5, 5.0], None
+
+    n_epochs, n_full, curve, failure = solver.solve(
+        state, stochastic, np.arange(4, dtype=np.intp),
+        evaluate=lambda p: (float(p[0]), np.ones(1), 1.0),
+        variance_reduced_epoch=scripted, step=0.01, finish=finish, batch_size=2,
+        rng=np.random.RandomState(0), shuffle=False, max_iter=100, tol=1e-8)
+    assert steps == [0.01, 0.01, 0.005, 0.005]
+    assert_array_equal(finished["from"], [6.2])
+    assert (n_epochs, n_full, failure) == (5, 2, None)
+    assert curve == [8.0, 7.0, 7.0, 6.5, 6.2, 5.5, 5.0]
+    assert_array_equal(state.model, [5.0])
+
 def recording_epoch(orders, inner=None):
     """A run_epoch that records the order of the rows it is given."""
     inner = inner or quadratic_epoch()
