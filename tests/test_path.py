@@ -53,6 +53,29 @@ def test_path_equals_independent_fits(solver, l1_ratio):
     assert np.all(n_iter >= 1)
 
 
+def test_path_starts_each_fit_on_the_secant_through_the_last_two_optima(monkeypatch):
+    # log-alpha steps of 1, 2, 1 and 0 (a repeated alpha) decades
+    X, y = _iris()
+    alphas = [1.0, 0.1, 1e-3, 1e-4, 1e-4]
+    fit_lbfgs = SoftmaxRegressionClassifier._fit_lbfgs
+    starts, optima = [], []
+
+    def recording(self, objective, params):
+        starts.append(params.copy())
+        fitted = fit_lbfgs(self, objective, params)
+        optima.append(objective.init_params(fitted["coef_"].astype(float),
+                                            fitted["intercept_"].astype(float)))
+        return fitted
+
+    monkeypatch.setattr(SoftmaxRegressionClassifier, "_fit_lbfgs", recording)
+    softmax_regression_path(X, y, alphas=alphas, tol=1e-6)
+    assert not np.any(starts[0])  # from zero
+    assert_array_equal(starts[1], optima[0])  # one optimum: start there
+    for k, ratio in ((2, 2.0), (3, 0.5)):
+        expected = optima[k - 1] + ratio * (optima[k - 1] - optima[k - 2])
+        assert_allclose(starts[k], expected, rtol=1e-12, atol=1e-12)
+    assert_array_equal(starts[4], optima[3])  # no step in log alpha: no secant
+
 def test_path_warm_starts_save_iterations():
     X, y = _digits()
     alphas = np.geomspace(1e-1, 1e-4, 8)
