@@ -730,7 +730,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             Every class of the problem. Required on the first call, checked
             against ``classes_`` afterwards.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights of the samples.
+            Non-negative weights of the samples. A zero weight counts as an
+            absent sample, so a chunk whose weights (times ``class_weight``)
+            are all zero is refused with a ``ValueError``, as ``fit`` refuses
+            such data.
 
         Returns
         -------
@@ -787,6 +790,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         y_codes = np.searchsorted(self.classes_, y).astype(np.intp)
         sample_weight = self._sample_weight(X, y_codes, sample_weight, self.classes_,
                                             allow_all_zero=True)
+        if not sample_weight.sum() > 0:
+            # zero weight is absence: such a chunk is an empty one. Its steps
+            # would be the penalty's alone, and momentum or Adam's moments
+            # would still move the model (by 40 % of its norm on iris)
+            raise ValueError(
+                "The sample weights of this chunk (times class_weight) are all "
+                "zero: it holds no data. Skip it, or give its samples positive "
+                "weight."
+            )
 
         # minibatch kernels run serially: no threads to start
         objective = self._objective(X, y_codes, sample_weight, self.classes_)

@@ -804,17 +804,33 @@ def test_partial_fit_takes_sample_weights(solver):
     plain = streamed(None)
     assert_allclose(streamed(np.full(len(y), 3.0)), plain, rtol=1e-10, atol=1e-12)
     assert np.abs(streamed(w) - plain).max() > 1e-3
-    if solver == "sgd":
-        # no data term left: plain steps (no momentum, no average) are the
-        # penalty's alone, W <- (1 - eta alpha) W, a uniform shrink
-        clf = SoftmaxRegressionClassifier(solver=solver, momentum=0.0, average=False,
-                                          alpha=0.01).partial_fit(
-            X, y, classes=[0, 1, 2])
-        before = clf.coef_.copy()
-        clf.partial_fit(X, y, sample_weight=np.zeros(len(y)))
-        ratio = clf.coef_ / before
-        assert_allclose(ratio, ratio[0, 0], rtol=1e-9)
-        assert 0 < ratio[0, 0] < 1
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("first_call", [True, False])
+def test_partial_fit_refuses_a_chunk_of_zero_weight(solver, first_call):
+    # zero weight means absent (as for fit): the chunk is empty, and the model
+    # and the optimiser's state stay as they were
+    X, y = scaled("iris")
+    clf = SoftmaxRegressionClassifier(solver=solver, random_state=0,
+                                      class_weight={0: 0.0, 1: 1.0, 2: 1.0})
+    if not first_call:
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+        before = (clf.coef_.copy(), clf.intercept_.copy(), clf.t_,
+                  clf._minibatch_state.params.copy())
+    with pytest.raises(ValueError, match=r"^The sample weights of this chunk "
+                       r"\(times class_weight\) are all zero: it holds no data\. "):
+        clf.partial_fit(X[y == 0], y[y == 0], classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="are all zero"):
+        clf.partial_fit(X, y, classes=[0, 1, 2], sample_weight=np.zeros(len(y)))
+    if first_call:
+        assert not hasattr(clf, "classes_")
+        assert not hasattr(clf, "coef_")
+        return
+    assert_array_equal(clf.coef_, before[0])
+    assert_array_equal(clf.intercept_, before[1])
+    assert clf.t_ == before[2]
+    assert_array_equal(clf._minibatch_state.params, before[3])
 
 
 # ------------------------------------------------------ sklearn ecosystem
