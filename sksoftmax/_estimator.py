@@ -36,7 +36,7 @@ from ._parallel import effective_n_threads
 from ._solvers import (
     DivergenceError,
     MinibatchSettings,
-    lbfgs,
+    minimise,
     resolve_tol,
     solve_to_optimum,
 )
@@ -582,14 +582,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_lbfgs(self, objective, params):
         try:
-            params, n_iter, loss_curve, failure = lbfgs(
-                objective.loss_gradient, params, max_iter=self.max_iter,
-                tol=self._tol(), verbose=self.verbose,
-                n_threads=effective_n_threads(self.n_jobs),
-                curvature=objective.curvature_estimate,
-                feature_curvature=objective.feature_curvature,
-                l1=objective.l1_weights(),
-            )
+            params, n_iter, loss_curve, failure = minimise(
+                objective, params, max_iter=self.max_iter, tol=self._tol(),
+                verbose=self.verbose, n_threads=effective_n_threads(self.n_jobs))
         except DivergenceError:
             raise self._divergence_error("an L-BFGS iteration") from None
         fitted = self._fitted_params(objective, params)

@@ -147,6 +147,37 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         what="gradient" if l1 is None else "minimum-norm subgradient")
 
 
+def minimise(objective, params, *, max_iter, tol, verbose=False, n_threads=1):
+    """:func:`lbfgs` on ``objective`` (in memory, on dask or on the GPU), with
+    its preconditioner and its L1 weights; a run on float32 X that stops
+    short of ``tol`` before ``max_iter`` goes on from where it stopped on the
+    objective's float64 copy (``objective.in_float64()``), where there is one.
+
+    Returns ``(params, n_iter, loss_curve, failure)`` as :func:`lbfgs`; a
+    failure on float32 X that was not retried in float64 says so.
+    """
+    def run(objective, params, max_iter):
+        return lbfgs(objective.loss_gradient, params, max_iter=max_iter, tol=tol,
+                     verbose=verbose, n_threads=n_threads,
+                     curvature=objective.curvature_estimate,
+                     feature_curvature=objective.feature_curvature,
+                     l1=objective.l1_weights())
+
+    params, n_iter, loss_curve, failure = run(objective, params, max_iter)
+    if failure is None or n_iter >= max_iter or \
+            getattr(objective, "dtype", None) != np.float32:
+        return params, n_iter, loss_curve, failure
+    in_float64 = getattr(objective, "in_float64", None)
+    precise = None if in_float64 is None else in_float64()
+    if precise is None:
+        return params, n_iter, loss_curve, (
+            f"{failure} (float32 X: its precision can stop L-BFGS short of a "
+            "tight tol; float64 X would reach it)")
+    with precise.parallel():
+        params, more, curve, failure = run(precise, params, max_iter - n_iter)
+    return params, n_iter + more, loss_curve + curve, failure
+
+
 def _diagonal_scale(h):
     """Per-parameter scales ``r`` with ``r**2 = h ** -_PRECONDITIONER_POWER``.
 
@@ -437,7 +468,7 @@ def solve_to_optimum(objective, settings, solver, state, constants, *, batch_siz
                      rng, rows, n_rows):
     """sgd/adam's ``fit`` without early stopping: :meth:`MinibatchSolver.solve`
     on ``objective`` (in memory, on dask or on the GPU), finished full batch
-    by :func:`lbfgs` (preconditioned; OWL-QN with an L1 part).
+    by :func:`minimise` (preconditioned; OWL-QN with an L1 part).
 
     ``constants`` are ``(max_smoothness, mean_smoothness, intercept_scale)``
     of the SVRG step, ``rows`` what an epoch visits (rows, or the dask
@@ -448,12 +479,8 @@ def solve_to_optimum(objective, settings, solver, state, constants, *, batch_siz
     max_smoothness, mean_smoothness, intercept_scale = constants
 
     def finish(params, max_iter):
-        return lbfgs(objective.loss_gradient, params, max_iter=max_iter,
-                     tol=settings.tol, verbose=settings.verbose,
-                     n_threads=settings.n_threads,
-                     curvature=objective.curvature_estimate,
-                     feature_curvature=objective.feature_curvature,
-                     l1=objective.l1_weights())
+        return minimise(objective, params, max_iter=max_iter, tol=settings.tol,
+                        verbose=settings.verbose, n_threads=settings.n_threads)
     return solver.solve(
         state, objective.minibatch_epoch, rows, evaluate=objective.evaluate,
         variance_reduced_epoch=(objective.variance_reduced_epoch

@@ -458,17 +458,47 @@ def test_convergence_warning_at_max_iter():
         SoftmaxRegressionClassifier(solver="adam", max_iter=2).fit(X, y)
 
 
-def test_a_stochastic_fit_that_stalls_says_why_not_max_iter():
-    # float32 resolves the gradient to ~1e-5: the full-batch finish stops on
-    # the objective's rounding, long before max_iter
+def test_a_stochastic_fit_that_stalls_says_why_not_max_iter(monkeypatch):
+    # float32 resolves the gradient to ~1e-5: with no room for a float64 copy
+    # the full-batch finish stops on the objective's rounding, long before
+    # max_iter, and says that float64 X would go further
+    monkeypatch.setattr(objective_module, "FLOAT64_COPY_MAX_BYTES", 0)
     X, y = scaled("digits")
     clf = SoftmaxRegressionClassifier(solver="sgd", tol=1e-7, alpha=1e-2,
                                       random_state=0)
     with pytest.warns(ConvergenceWarning,
                       match=r"solver='sgd' did not converge: the objective stopped "
-                            r"decreasing .* the largest absolute gradient entry"):
+                            r"decreasing .* the largest absolute gradient entry .*"
+                            r"\(float32 X: its precision can stop L-BFGS short of "
+                            r"a tight tol; float64 X would reach it\)"):
         clf.fit(X.astype(np.float32), y)
     assert clf.n_iter_ < clf.max_iter
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_float32_fits_finish_in_float64_at_a_tight_tol(monkeypatch, solver, sparse):
+    # near the optimum float32 parameters cannot resolve L-BFGS's steps; the
+    # last iterations run on a float64 copy, so float32 X reaches float64's
+    # optimum (the float32 run alone stops short: the last part)
+    X, y = scaled("iris")
+    X32 = sp.csr_matrix(X.astype(np.float32)) if sparse else X.astype(np.float32)
+    params = dict(solver=solver, alpha=1e-2, tol=1e-7, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = SoftmaxRegressionClassifier(**params).fit(X32, y)
+    ref = SoftmaxRegressionClassifier(**params).fit(X32.astype(np.float64), y)
+    assert clf.coef_.dtype == np.float32
+    X64 = X32.astype(np.float64).toarray() if sparse else X32.astype(np.float64)
+    ours, optimality = objective_of(clf, X64, y, alpha=1e-2)
+    best, _ = objective_of(ref, X64, y, alpha=1e-2)
+    assert ours <= best * (1 + 1e-9)
+    # within tol, up to the float32 rounding of coef_ (~6e-8 relative)
+    assert optimality <= 1e-6
+    monkeypatch.setattr(objective_module.SoftmaxObjective, "in_float64",
+                        lambda self: None)
+    with pytest.warns(ConvergenceWarning, match="float32 X: its precision"):
+        SoftmaxRegressionClassifier(**params).fit(X32, y)
 
 
 def test_verbose_prints_one_line_per_iteration(capsys):

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose
 from scipy.optimize import check_grad
 
+import sksoftmax._objective as objective_module
 from sksoftmax import _steps, log_softmax, one_hot
 from sksoftmax._objective import SoftmaxObjective
 from sksoftmax._solvers import MinibatchSolver, MinibatchState
@@ -162,6 +163,38 @@ def test_float32_data_gives_the_float64_objective_to_float32_precision():
     assert l32 == pytest.approx(l64, rel=1e-5)
     assert_allclose(g32, g64, rtol=1e-4, atol=1e-5)
 
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("center", [False, True])
+def test_in_float64_is_the_same_objective_over_float64_data(sparse, center):
+    obj32, params = make(dtype=np.float32, sparse=sparse, center=center, offset=2.0,
+                         l1_ratio=0.3, smoothing=0.1, n_classes=4)
+    obj64 = obj32.in_float64()
+    assert obj64.X.dtype == np.float64
+    assert obj32.X.dtype == np.float32  # the float32 data are not touched
+    # the same coordinates: the float32 objective's centre, not a new one
+    if obj32.center is None:
+        assert obj64.center is None
+    else:
+        assert_allclose(obj64.center, obj32.center, rtol=0, atol=0)
+    direct = SoftmaxObjective(obj32.X.astype(np.float64), obj32.y, obj32.sample_weight,
+                              4, alpha=0.1, l1_ratio=0.3, label_smoothing=0.1,
+                              center=obj32.center if center else False)
+    loss, grad = obj64.loss_gradient(params)
+    grad = grad.copy()
+    loss_direct, grad_direct = direct.loss_gradient(params)
+    assert loss == loss_direct
+    assert_allclose(grad, grad_direct, rtol=1e-14, atol=1e-15)
+    assert obj64.l1_strength() == direct.l1_strength()
+    assert obj64.in_float64() is None  # float64 already
+
+
+def test_in_float64_makes_no_copy_above_its_cap(monkeypatch):
+    obj32, _ = make(dtype=np.float32, n=30, d=4)
+    monkeypatch.setattr(objective_module, "FLOAT64_COPY_MAX_BYTES", 30 * 4 * 8 - 1)
+    assert obj32.in_float64() is None
+    monkeypatch.setattr(objective_module, "FLOAT64_COPY_MAX_BYTES", 30 * 4 * 8)
+    assert obj32.in_float64() is not None
 
 def test_layout_and_binary_form():
     obj, _ = make(n_classes=2, d=4)

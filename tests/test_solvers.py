@@ -1,5 +1,7 @@
 """Solvers on problems whose answers are known in closed form."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -526,6 +528,74 @@ def test_lbfgs_switches_to_the_compact_update_by_size(monkeypatch, n, n_threads,
     assert failure is None
     assert_allclose(params, 1.0)
     assert calls == ([] if n_chunks is None else [n_chunks])
+
+
+class _RoundedQuadratic:
+    """``1 + quadratic`` as an objective whose passes round to float32 (what
+    float32 parameters do to a pass), with a float64 twin: the float32 one
+    stops changing ~1e-7 above its minimum, the float64 one ~1e-16."""
+
+    def __init__(self, dtype=np.float32, precise=True):
+        self.dtype = np.dtype(dtype)
+        self.precise = precise
+        self.calls = []
+
+    def loss_gradient(self, params):
+        self.calls.append(self.dtype)
+        loss, grad = quadratic(params)
+        if self.dtype == np.float32:
+            return float(np.float32(1.0 + loss)), grad.astype(np.float32).astype(float)
+        return 1.0 + loss, grad
+
+    def curvature_estimate(self):
+        return None
+
+    def feature_curvature(self):
+        return None
+
+    def l1_weights(self):
+        return None
+
+    def parallel(self):
+        return contextlib.nullcontext(self)
+
+    def in_float64(self):
+        return _RoundedQuadratic(np.float64) if self.precise else None
+
+
+def test_minimise_goes_on_in_float64_where_float32_stalls():
+    start = np.array([5.0, 5.0, 5.0])
+    rounded = _RoundedQuadratic()
+    _, n_alone, _, failure = lbfgs(rounded.loss_gradient, start, max_iter=100,
+                                   tol=1e-6)
+    assert failure.startswith("the objective stopped decreasing")
+    params, n_iter, curve, failure = solvers_module.minimise(
+        _RoundedQuadratic(), start, max_iter=100, tol=1e-6)
+    assert failure is None
+    assert np.max(np.abs(quadratic(params)[1])) <= 1e-6
+    assert n_iter > n_alone
+    assert len(curve) == n_iter
+    # without a float64 copy the stall is reported, with what would help
+    _, n_iter, _, failure = solvers_module.minimise(
+        _RoundedQuadratic(precise=False), start, max_iter=100, tol=1e-6)
+    assert n_iter == n_alone
+    assert failure.endswith("(float32 X: its precision can stop L-BFGS short of a "
+                            "tight tol; float64 X would reach it)")
+
+
+def test_minimise_does_not_go_on_past_max_iter_or_on_float64():
+    start = np.array([5.0, 5.0, 5.0])
+    rounded = _RoundedQuadratic()
+    _, n_iter, _, failure = solvers_module.minimise(rounded, start, max_iter=2,
+                                                    tol=1e-6)
+    assert n_iter == 2
+    assert failure.startswith("max_iter=2 iterations were reached")
+    assert set(rounded.calls) == {np.dtype(np.float32)}
+    exact = _RoundedQuadratic(np.float64)
+    _, _, _, failure = solvers_module.minimise(exact, start, max_iter=100, tol=1e-30)
+    assert failure.startswith("the objective stopped decreasing")
+    assert "float32" not in failure
+
 
 # ------------------------------- compact L-BFGS and OWL-QN: how they recover
 class Recorded:
