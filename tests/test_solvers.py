@@ -702,26 +702,102 @@ def test_compact_lbfgs_restarts_when_the_direction_does_not_descend(monkeypatch)
     assert np.max(np.abs(g)) <= 1e-8
 
 
-def _shifted_l1_problem(wall=np.inf):
-    """``5 (x - 1.31)^2 + 0.1 |x|``, minimum at 1.3, infinite beyond ``wall``."""
+def _shifted_l1_problem(wall=np.inf, h=10.0):
+    """``h/2 (x - c)^2 + 0.1 |x|`` with its minimum at 1.3 (``c = 1.3 +
+    0.1/h``), infinite beyond ``wall``."""
+    c = 1.3 + 0.1 / h
+
     def f(x):
-        loss = 5.0 * float((x[0] - 1.31) ** 2) if x[0] <= wall else np.inf
-        return loss, 10.0 * (x - 1.31)
+        loss = 0.5 * h * float((x[0] - c) ** 2) if x[0] <= wall else np.inf
+        return loss, h * (x - c)
     return f, np.array([0.1])
 
 
-@pytest.mark.parametrize(("wall", "cut"), [(np.inf, 1.3), (1.5, 1.1)])
-def test_owlqn_cuts_the_step_to_the_quadratics_minimiser(wall, cut):
-    # pg = -3 at 1: the unit first step reaches 2, where F = 2.58 > F(1) = 0.58.
-    # The quadratic through F(1), the slope -9 and F(2) has its minimum at
-    # 1.3 (a cut of 0.3); where F(2) is infinite the cut is the largest, 0.1
-    f, l1 = _shifted_l1_problem(wall)
+@pytest.mark.parametrize(("wall", "h", "cut"),
+                         [(np.inf, 10.0, 1.3), (np.inf, 1.0, 1.3), (1.5, 10.0, 1.1)])
+def test_owlqn_cuts_the_step_to_the_quadratics_minimiser(wall, h, cut):
+    # pg = -0.3 h at 1: the unit first step reaches 2, past the minimum at 1.3.
+    # The quadratic through F(1), the slope and F(2) (exact here: F is that
+    # quadratic on x > 0) has its minimum at 1.3, a cut of 0.3, whatever the
+    # curvature h; where F(2) is infinite the cut is the largest, 0.1
+    f, l1 = _shifted_l1_problem(wall, h)
     recorded = Recorded(f)
     x, F, pg, n_iter, curve, status = compact_lbfgs(
         recorded, np.array([1.0]), max_iter=20, tol=1e-10, ftol=0.0, l1=l1)
     assert_allclose(np.concatenate(recorded.points[:3]), [1.0, 2.0, cut], rtol=1e-12)
     assert status == "converged"
     assert_allclose(x, [1.3], rtol=1e-9)
+    assert len(curve) == n_iter
+
+
+def _min_norm_subgradient(x, g, l1):
+    """The minimum-norm subgradient of ``f + sum l1 |x|``, by cases."""
+    at_zero = np.sign(g) * np.maximum(np.abs(g) - l1, 0.0)
+    return np.where(x != 0.0, g + l1 * np.sign(x), at_zero)
+
+
+def _flat_l1_problem(steep=0.0):
+    """``0.5 sum h (x - c)^2`` with a flat, unpenalised middle entry whose
+    gradient at 0 is 5e-5, 12.5e-4 of objective away from its minimum, and
+    penalised outer entries (optimal at 0 when ``steep`` = ``c[0]`` is 0);
+    the diagonal scale ``h^-1/2`` knows the curvatures."""
+    h = np.array([1.0, 1e-6, 1.0])
+    c = np.array([steep, 50.0, 0.0])
+
+    def loss_gradient(x):
+        diff = x - c
+        return 0.5 * float(np.sum(h * diff**2)), h * diff
+
+    return loss_gradient, np.array([0.1, 0.0, 0.1]), h ** -0.5
+
+
+def test_owlqn_does_not_stop_on_a_small_subgradient_far_from_the_optimum():
+    # as L-BFGS: the predicted decrease -pg'd/2 sees the flat direction
+    loss_gradient, l1, scale = _flat_l1_problem()
+    start = np.zeros(3)
+    pg0 = _min_norm_subgradient(start, loss_gradient(start)[1], l1)
+    assert np.max(np.abs(pg0)) <= 1e-4
+    x, F, pg, n_iter, curve, status = compact_lbfgs(
+        loss_gradient, start, max_iter=50, tol=1e-4, ftol=0.0, scale=scale, l1=l1)
+    assert status == "converged"
+    assert n_iter >= 1
+    assert len(curve) == n_iter
+    assert F <= 1e-12
+    assert_allclose(x, [0.0, 50.0, 0.0], atol=1e-6)
+
+
+def test_owlqn_stops_once_the_model_predicts_no_decrease_left():
+    # with the steep entry off its optimum (0.9) too: the unit first step
+    # (1 in the scaled variables, 0.9 to the optimum) is accepted, the
+    # quasi-Newton step is exact on this quadratic, and then the predicted
+    # decrease is ~0 while the subgradient is within tol: the run stops there
+    loss_gradient, l1, scale = _flat_l1_problem(steep=1.0)
+    x, F, pg, n_iter, curve, status = compact_lbfgs(
+        loss_gradient, np.zeros(3), max_iter=50, tol=1e-4, ftol=0.0, scale=scale,
+        l1=l1)
+    assert (n_iter, status) == (2, "converged")
+    assert_allclose(x, [0.9, 50.0, 0.0], rtol=1e-9)
+
+def test_owlqn_from_a_point_that_meets_tol_takes_no_iteration():
+    loss_gradient, l1, scale = _flat_l1_problem()
+    start = np.array([0.0, 50.0 + 1e-3, 0.0])  # gradient 1e-9, decrease 5e-13
+    x, F, pg, n_iter, curve, status = compact_lbfgs(
+        loss_gradient, start, max_iter=50, tol=1e-8, ftol=0.0, scale=scale, l1=l1)
+    assert (n_iter, curve, status) == (0, [], "converged")
+    assert_array_equal(x, start)
+    assert F == loss_gradient(start)[0]
+
+
+def test_owlqn_returns_the_minimum_norm_subgradient_in_the_original_variables():
+    # with a diagonal scale OWL-QN runs on u = x / r; what it returns (and
+    # what tol bounds) is the original problem's subgradient at x
+    f, l1 = _l1_softplus()
+    scale = np.linspace(0.5, 3.0, 5)
+    x, F, pg, n_iter, curve, status = compact_lbfgs(
+        f, np.full(5, 5.0), max_iter=2, tol=1e-10, ftol=0.0, scale=scale, l1=l1)
+    assert n_iter == 2
+    assert_allclose(pg, _min_norm_subgradient(x, f(x)[1], l1), rtol=1e-12)
+    assert F == pytest.approx(f(x)[0] + np.sum(l1 * np.abs(x)), rel=1e-14)
 
 
 def _l1_softplus(n=5, weight=0.01):
@@ -760,6 +836,7 @@ def test_owlqn_restarts_along_the_pseudo_gradient_when_its_direction_fails(
     assert pairs[:2] == [1, 1]
     assert status == "converged"
     assert np.max(np.abs(pg)) <= 1e-6
+    assert len(curve) == n_iter
 
 
 def test_owlqn_retries_along_the_pseudo_gradient_after_a_failed_search():
@@ -775,6 +852,7 @@ def test_owlqn_retries_along_the_pseudo_gradient_after_a_failed_search():
     # the retry was accepted, and the run went on downhill (with one trial a
     # search it stops on a failed search later, far from the optimum)
     assert n_iter >= 3
+    assert len(curve) == n_iter
     assert np.all(np.diff(curve) < 0)
 
 
