@@ -21,10 +21,12 @@ def logits(coef, intercept, X):
     return Z
 
 
-def objective(coef, intercept, X, y_codes, alpha, l1_ratio=0.0):
-    """Training objective of linear parameters ``(coef, intercept)``."""
+def objective(coef, intercept, X, y_codes, alpha, l1_ratio=0.0, sample_weight=None):
+    """Training objective of linear parameters ``(coef, intercept)`` (the
+    data term a weighted mean when ``sample_weight`` is given)."""
     log_p = log_softmax(logits(coef, intercept, X), axis=1)
-    data_term = -np.mean(log_p[np.arange(len(y_codes)), y_codes])
+    data_term = -np.average(log_p[np.arange(len(y_codes)), y_codes],
+                            weights=sample_weight)
     coef = coef.astype(np.float64)
     return float(data_term + alpha * ((1.0 - l1_ratio) / 2 * np.sum(coef ** 2)
                                       + l1_ratio * np.abs(coef).sum()))
