@@ -387,15 +387,33 @@ def test_early_stopping_scores_the_weighted_stratified_validation_split(name, so
     # random_state; the score is their weighted accuracy, of the model returned
     X, y = scaled(name)
     weights = np.random.default_rng(0).uniform(0.1, 2.0, len(y))
-    clf = SoftmaxRegressionClassifier(solver=solver, early_stopping=True,
-                                      validation_fraction=0.3, random_state=3)
-    clf.fit(X, y, sample_weight=weights)
+    params = dict(solver=solver, early_stopping=True, validation_fraction=0.3,
+                  random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = SoftmaxRegressionClassifier(**params).fit(X, y, sample_weight=weights)
     seed = np.random.RandomState(3).randint(np.iinfo(np.int32).max)
-    _, val = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y,
-                              random_state=seed)
+    train, val = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y,
+                                  random_state=seed)
     assert clf.validation_scores_[-1] == clf.score(X[val], y[val],
                                                    sample_weight=weights[val])
     assert clf.t_ == clf.n_iter_ * (len(y) - len(val))
+    # the loss curve is the training objective of each epoch's model, on the
+    # training rows alone
+    codes = np.searchsorted(clf.classes_, y).astype(np.intp)
+    train = np.sort(train)
+    on_train = objective_module.SoftmaxObjective(
+        X[train], codes[train], weights[train], len(clf.classes_), alpha=clf.alpha)
+    params_ = on_train.init_params(clf.coef_, clf.intercept_)
+    assert clf.loss_curve_[-1] == pytest.approx(on_train.loss_gradient(params_)[0],
+                                                rel=1e-10)
+    # the epochs visit the rows in a random order (random_state's)
+    unshuffled = SoftmaxRegressionClassifier(**params, shuffle=False)
+    unshuffled.fit(X, y, sample_weight=weights)
+    assert not np.array_equal(unshuffled.coef_, clf.coef_)
+    with pytest.warns(ConvergenceWarning, match=r"Maximum number of epochs \(2\)"):
+        SoftmaxRegressionClassifier(**params, max_iter=2, n_iter_no_change=5).fit(
+            X, y, sample_weight=weights)
 
 @pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
 def test_fixed_random_state_is_deterministic(solver):
