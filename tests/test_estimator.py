@@ -855,6 +855,36 @@ def test_partial_fit_takes_sample_weights(solver):
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_state_between_calls(solver):
+    X, y = scaled("iris")
+    first, second = np.array_split(np.random.RandomState(0).permutation(len(y)), 2)
+
+    def streamed(edit=False, shuffle_second=True, **params):
+        clf = SoftmaxRegressionClassifier(solver=solver, random_state=0, **params)
+        clf.partial_fit(X[first], y[first], classes=[0, 1, 2])
+        if edit:
+            clf.coef_ = np.zeros_like(clf.coef_)
+        clf.set_params(shuffle=shuffle_second)
+        return clf.partial_fit(X[second], y[second])
+
+    plain = streamed()
+    assert_array_equal(streamed().coef_, plain.coef_)  # random_state reproduces
+    # each call visits its chunk in a random order, the later ones too
+    assert not np.array_equal(streamed(shuffle=False).coef_, plain.coef_)
+    assert not np.array_equal(streamed(shuffle_second=False).coef_, plain.coef_)
+    # an edit to coef_ between calls is where the next call starts
+    assert not np.array_equal(streamed(edit=True).coef_, plain.coef_)
+    assert plain.validation_scores_ is None
+    assert plain.best_validation_score_ is None
+    # eta0="auto" takes its constants from the first chunk alone
+    clf = SoftmaxRegressionClassifier(solver=solver, random_state=0)
+    clf.partial_fit(X[first], y[first], classes=[0, 1, 2])
+    constants = np.array(clf._minibatch_state.smoothness, dtype=float)
+    clf.partial_fit(10.0 * X[second], y[second])
+    assert_array_equal(np.array(clf._minibatch_state.smoothness, dtype=float),
+                       constants)
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
 @pytest.mark.parametrize("first_call", [True, False])
 def test_partial_fit_refuses_a_chunk_of_zero_weight(solver, first_call):
     # zero weight means absent (as for fit): the chunk is empty, and the model
