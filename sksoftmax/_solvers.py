@@ -173,6 +173,9 @@ def minimise(objective, params, *, max_iter, tol, verbose=False, n_threads=1):
         return params, n_iter, loss_curve, (
             f"{failure} (float32 X: its precision can stop L-BFGS short of a "
             "tight tol; float64 X would reach it)")
+    if verbose:
+        print(f"float32 stopped short after {n_iter} iterations: going on on a "
+              "float64 copy of X")
     with precise.parallel():
         params, more, curve, failure = run(precise, params, max_iter - n_iter)
     return params, n_iter + more, loss_curve + curve, failure

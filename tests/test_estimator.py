@@ -519,6 +519,20 @@ def test_float32_fits_finish_in_float64_at_a_tight_tol(monkeypatch, solver, spar
         SoftmaxRegressionClassifier(**params).fit(X32, y)
 
 
+def test_verbose_says_when_a_float32_fit_goes_on_in_float64(capsys):
+    X, y = scaled("iris")
+    clf = SoftmaxRegressionClassifier(alpha=1e-2, tol=1e-7, verbose=1)
+    clf.fit(X.astype(np.float32), y)
+    out = capsys.readouterr().out.splitlines()
+    switch = [i for i, line in enumerate(out) if line.startswith("float32 stopped")]
+    assert len(switch) == 1
+    n_float32 = int(out[switch[0]].split(" after ")[1].split()[0])
+    # the iteration lines before and after it add up to n_iter_
+    iterations = [line for line in out if line.startswith("Iteration ")]
+    assert out[switch[0] - 1] == iterations[n_float32 - 1]
+    assert len(iterations) == clf.n_iter_
+
+
 def test_verbose_prints_one_line_per_iteration(capsys):
     X, y = scaled("iris")
     clf = SoftmaxRegressionClassifier(verbose=1).fit(X, y)
