@@ -51,7 +51,7 @@ _SCIPY_SCALING_SPREAD = 1000.0
 
 
 def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
-          compact=None, curvature=None, feature_curvature=None, l1=None):
+          compact=None, curvature=None, feature_curvature=None, l1=None, done=0):
     """Minimise a smooth objective by L-BFGS, or one plus an L1 term by OWL-QN.
 
     Parameters
@@ -98,6 +98,9 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         (scipy has no L1), preconditioned by the diagonal ``h`` alone (the
         Kronecker model would mix coordinates the penalty separates).
         ``tol`` then bounds the minimum-norm subgradient.
+    done : int, default=0
+        Iterations an earlier run already made towards the same fit: the
+        failure message counts them in its iterations and its ``max_iter``.
 
     Returns
     -------
@@ -143,7 +146,7 @@ def lbfgs(loss_gradient, params0, *, max_iter, tol, verbose=False, n_threads=1,
         raise DivergenceError(
             f"L-BFGS reached a non-finite objective ({message or status}).")
     return params, n_iter, loss_curve, _lbfgs_failure(
-        grad, n_iter, status, message, tol, max_iter,
+        grad, done + n_iter, status, message, tol, done + max_iter,
         what="gradient" if l1 is None else "minimum-norm subgradient")
 
 
@@ -156,14 +159,14 @@ def minimise(objective, params, *, max_iter, tol, verbose=False, n_threads=1):
     Returns ``(params, n_iter, loss_curve, failure)`` as :func:`lbfgs`; a
     failure on float32 X that was not retried in float64 says so.
     """
-    def run(objective, params, max_iter):
-        return lbfgs(objective.loss_gradient, params, max_iter=max_iter, tol=tol,
-                     verbose=verbose, n_threads=n_threads,
+    def run(objective, params, done=0):
+        return lbfgs(objective.loss_gradient, params, max_iter=max_iter - done,
+                     tol=tol, verbose=verbose, n_threads=n_threads,
                      curvature=objective.curvature_estimate,
                      feature_curvature=objective.feature_curvature,
-                     l1=objective.l1_weights())
+                     l1=objective.l1_weights(), done=done)
 
-    params, n_iter, loss_curve, failure = run(objective, params, max_iter)
+    params, n_iter, loss_curve, failure = run(objective, params)
     if failure is None or n_iter >= max_iter or \
             getattr(objective, "dtype", None) != np.float32:
         return params, n_iter, loss_curve, failure
@@ -177,7 +180,7 @@ def minimise(objective, params, *, max_iter, tol, verbose=False, n_threads=1):
         print(f"float32 stopped short after {n_iter} iterations: going on on a "
               "float64 copy of X")
     with precise.parallel():
-        params, more, curve, failure = run(precise, params, max_iter - n_iter)
+        params, more, curve, failure = run(precise, params, done=n_iter)
     return params, n_iter + more, loss_curve + curve, failure
 
 

@@ -575,6 +575,11 @@ def test_minimise_goes_on_in_float64_where_float32_stalls():
     assert np.max(np.abs(quadratic(params)[1])) <= 1e-6
     assert n_iter > n_alone
     assert len(curve) == n_iter
+    # both runs share max_iter
+    _, n_iter, _, failure = solvers_module.minimise(
+        _RoundedQuadratic(), start, max_iter=n_alone + 1, tol=1e-6)
+    assert n_iter == n_alone + 1
+    assert failure.startswith(f"max_iter={n_alone + 1} iterations were reached")
     # without a float64 copy the stall is reported, with what would help
     _, n_iter, _, failure = solvers_module.minimise(
         _RoundedQuadratic(precise=False), start, max_iter=100, tol=1e-6)
