@@ -682,12 +682,9 @@ def test_compact_lbfgs_retries_along_the_gradient_after_a_failed_search():
     assert np.max(np.abs(g)) <= 1e-8
 
 
-def test_compact_lbfgs_restarts_when_the_direction_does_not_descend(monkeypatch):
-    # a direction that goes uphill (rounding can give one) is replaced by -g,
-    # with step 1, and the pairs that gave it are forgotten
-    f = softplus_problem(n=5)
-    x0 = np.full(5, 0.5)
-    x1, k = _one_iteration(f, x0)
+def _uphill_once(monkeypatch):
+    """Make the first quasi-Newton direction point uphill (its negative);
+    returns the list of pairs held after each update."""
     original = CompactHistory.update_and_direction
     pairs = []
 
@@ -698,6 +695,16 @@ def test_compact_lbfgs_restarts_when_the_direction_does_not_descend(monkeypatch)
         pairs.append(len(self.order))
 
     monkeypatch.setattr(CompactHistory, "update_and_direction", uphill_once)
+    return pairs
+
+
+def test_compact_lbfgs_restarts_when_the_direction_does_not_descend(monkeypatch):
+    # a direction that goes uphill (rounding can give one) is replaced by -g,
+    # with step 1, and the pairs that gave it are forgotten
+    f = softplus_problem(n=5)
+    x0 = np.full(5, 0.5)
+    x1, k = _one_iteration(f, x0)
+    pairs = _uphill_once(monkeypatch)
     recorded = Recorded(f)
     x, fx, g, n_iter, curve, status = compact_lbfgs(
         recorded, x0, max_iter=50, tol=1e-8, ftol=0.0)
@@ -823,16 +830,7 @@ def test_owlqn_restarts_along_the_pseudo_gradient_when_its_direction_fails(
     f, l1 = _l1_softplus()
     x0 = np.full(5, 5.0)  # unit steps stay in the positive orthant
     x1, k = _one_iteration(f, x0, l1=l1)
-    original = CompactHistory.update_and_direction
-    pairs = []
-
-    def uphill_once(self, step, d, g, g_old, store, v=None):
-        original(self, step, d, g, g_old, store, v)
-        if not pairs:
-            np.negative(d, out=d)
-        pairs.append(len(self.order))
-
-    monkeypatch.setattr(CompactHistory, "update_and_direction", uphill_once)
+    pairs = _uphill_once(monkeypatch)
     recorded = Recorded(f)
     x, F, pg, n_iter, curve, status = compact_lbfgs(
         recorded, x0, max_iter=50, tol=1e-6, ftol=0.0, l1=l1)
