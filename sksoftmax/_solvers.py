@@ -167,8 +167,7 @@ def minimise(objective, params, *, max_iter, tol, verbose=False, n_threads=1):
                      l1=objective.l1_weights(), done=done)
 
     params, n_iter, loss_curve, failure = run(objective, params)
-    if failure is None or n_iter >= max_iter or \
-            getattr(objective, "dtype", None) != np.float32:
+    if failure is None or n_iter >= max_iter or objective.dtype != np.float32:
         return params, n_iter, loss_curve, failure
     in_float64 = getattr(objective, "in_float64", None)
     precise = None if in_float64 is None else in_float64()
