@@ -294,7 +294,11 @@ class ParameterLayout:
         :meth:`SoftmaxObjective.curvature_estimate`); with a centre, of the
         centred columns, ``sum_i s_i (x_ij - center_j)^2``."""
         if self.center is not None:
-            squares = np.maximum(squares - weight_sum * self.center ** 2, 0.0)
+            # overflowing columns give a non-finite entry (no estimate: the
+            # preconditioner keeps scale 1) or the penalty alone; the fit
+            # itself reports such data, so NumPy need not warn here
+            with np.errstate(over="ignore", invalid="ignore"):
+                squares = np.maximum(squares - weight_sum * self.center ** 2, 0.0)
         c = self.uniform_curvature
         diagonal = np.empty(self.n_params)
         coef, intercept = self.unpack(diagonal)

@@ -1,6 +1,8 @@
 """The parameter-level objective: values from the math, gradients by finite
 differences."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -195,6 +197,22 @@ def test_in_float64_makes_no_copy_above_its_cap(monkeypatch):
     assert obj32.in_float64() is None
     monkeypatch.setattr(objective_module, "FLOAT64_COPY_MAX_BYTES", 30 * 4 * 8)
     assert obj32.in_float64() is not None
+
+def test_centred_curvature_of_overflowing_columns_is_no_estimate_without_warnings():
+    obj, _ = make(center=True, offset=2.0)
+    squares = np.array([4.0, np.inf, 9.0, 1e308])
+    center = np.array([1.0, 1e200, 1.0, 1e200])
+    obj.center = center
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        diagonal = obj.curvature_from(squares, 2.0)
+    coef, _ = obj.unpack(diagonal)
+    # finite columns: c (squares - w center^2) / w + l2; an infinite sum of
+    # squares gives no estimate, an overflowing centre the penalty alone
+    expected = obj.uniform_curvature * (squares[[0, 2]] - 2.0) / 2.0 + obj.l2_strength()
+    assert_allclose(coef[:, [0, 2]], np.tile(expected, (coef.shape[0], 1)), rtol=1e-14)
+    assert not np.any(np.isfinite(coef[:, 1]))
+    assert_allclose(coef[:, 3], obj.l2_strength(), rtol=0)
 
 def test_layout_and_binary_form():
     obj, _ = make(n_classes=2, d=4)
