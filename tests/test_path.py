@@ -54,9 +54,9 @@ def test_path_equals_independent_fits(solver, l1_ratio):
 
 
 def test_path_starts_each_fit_on_the_secant_through_the_last_two_optima(monkeypatch):
-    # log-alpha steps of 1, 2, 1 and 0 (a repeated alpha) decades
+    # log-alpha steps of 1, 2, 1, 0 (a repeated alpha) and 1 decades
     X, y = _iris()
-    alphas = [1.0, 0.1, 1e-3, 1e-4, 1e-4]
+    alphas = [1.0, 0.1, 1e-3, 1e-4, 1e-4, 1e-5]
     fit_lbfgs = SoftmaxRegressionClassifier._fit_lbfgs
     starts, optima = [], []
 
@@ -74,7 +74,9 @@ def test_path_starts_each_fit_on_the_secant_through_the_last_two_optima(monkeypa
     for k, ratio in ((2, 2.0), (3, 0.5)):
         expected = optima[k - 1] + ratio * (optima[k - 1] - optima[k - 2])
         assert_allclose(starts[k], expected, rtol=1e-12, atol=1e-12)
-    assert_array_equal(starts[4], optima[3])  # no step in log alpha: no secant
+    # no step in log alpha, or none before it: no secant
+    assert_array_equal(starts[4], optima[3])
+    assert_array_equal(starts[5], optima[4])
 
 def test_path_warm_starts_save_iterations():
     X, y = _digits()
