@@ -9,6 +9,7 @@ They know nothing of the data format and nothing of scikit-learn.
 
 import copy
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -159,12 +160,17 @@ def minimise(objective, params, *, max_iter, tol, verbose=False, n_threads=1):
     Returns ``(params, n_iter, loss_curve, failure)`` as :func:`lbfgs`; a
     failure on float32 X that was not retried in float64 says so.
     """
-    def run(objective, params, done=0):
-        return lbfgs(objective.loss_gradient, params, max_iter=max_iter - done,
+    # the curvature estimates are of the data, whatever its dtype: a float64
+    # continuation takes the first run's instead of another pass and sample
+    curvature = functools.cache(objective.curvature_estimate)
+    feature_curvature = functools.cache(objective.feature_curvature)
+    l1 = objective.l1_weights()
+
+    def run(target, params, done=0):
+        return lbfgs(target.loss_gradient, params, max_iter=max_iter - done,
                      tol=tol, verbose=verbose, n_threads=n_threads,
-                     curvature=objective.curvature_estimate,
-                     feature_curvature=objective.feature_curvature,
-                     l1=objective.l1_weights(), done=done)
+                     curvature=curvature, feature_curvature=feature_curvature,
+                     l1=l1, done=done)
 
     params, n_iter, loss_curve, failure = run(objective, params)
     if failure is None or n_iter >= max_iter or objective.dtype != np.float32:
