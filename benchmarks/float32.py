@@ -28,7 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.objective import objective
-from benchmarks.timing import write_report
+from benchmarks.timing import write_record
 from sksoftmax import SoftmaxRegressionClassifier
 from sksoftmax._objective import SoftmaxObjective
 
@@ -85,7 +85,18 @@ def run(n_problems, tol):
     return runs
 
 
-def markdown(runs, n_problems, tol):
+def _summary(rows):
+    gaps = np.array([r["gap"] for r in rows])
+    return {"warned": sum(r["warned"] for r in rows), "n": len(rows),
+            "above": int(np.sum(gaps > 1e-6)), "median_gap": float(np.median(gaps)),
+            "max_gap": float(gaps.max()),
+            "n_iter": sum(r["n_iter"] for r in rows),
+            "seconds": sum(r["seconds"] for r in rows)}
+
+
+def markdown(record):
+    runs = record["rows"]
+    n_problems, tol = record["settings"]["problems"], record["settings"]["tol"]
     lines = [
         "# float32 fits at a tight tol",
         "",
@@ -102,13 +113,40 @@ def markdown(runs, n_problems, tol):
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, rows in runs.items():
-        gaps = np.array([r["gap"] for r in rows])
+        t = _summary(rows)
         lines.append(
-            f"| {label} | {sum(r['warned'] for r in rows)} of {len(rows)} | "
-            f"{int(np.sum(gaps > 1e-6))} | {np.median(gaps):+.1e} | "
-            f"{gaps.max():+.1e} | {sum(r['n_iter'] for r in rows)} | "
-            f"{sum(r['seconds'] for r in rows):.2f} |")
+            f"| {label} | {t['warned']} of {t['n']} | {t['above']} | "
+            f"{t['median_gap']:+.1e} | {t['max_gap']:+.1e} | {t['n_iter']} | "
+            f"{t['seconds']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def quotes(record):
+    """Figures the docs quote, by ``<without|with>.<what>``."""
+    out = {"problems": str(record["settings"]["problems"]),
+           "tol": f"{record['settings']['tol']:g}"}
+    for label, rows in record["rows"].items():
+        t = _summary(rows)
+        out.update({f"{label}.warned": f"{t['warned']} of {t['n']}",
+                    f"{label}.above": str(t["above"]),
+                    f"{label}.max_gap": f"{t['max_gap']:.1e}",
+                    f"{label}.n_iter": str(t["n_iter"]),
+                    f"{label}.seconds": f"{t['seconds']:.1f} s"})
+    more = _summary(record["rows"]["with"])["seconds"] - _summary(
+        record["rows"]["without"])["seconds"]
+    out["extra_seconds"] = f"{more:.1f} s"
+    return out
+
+
+def tables(record):
+    """Tables the docs show: ``{name: (header, rows)}``."""
+    rows = []
+    for label, runs in record["rows"].items():
+        t = _summary(runs)
+        rows.append([label, f"{t['warned']} of {t['n']}", str(t["above"]),
+                     f"{t['max_gap']:+.1e}", str(t["n_iter"])])
+    return {"summary": (["float64 finish", "ConvergenceWarnings", "gaps > 1e-6",
+                         "largest gap", "iterations"], rows)}
 
 
 def main(argv=None):
@@ -117,8 +155,8 @@ def main(argv=None):
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--out", default=None, help="also write the table here")
     args = parser.parse_args(argv)
-    write_report(markdown(run(args.problems, args.tol), args.problems, args.tol),
-                 args.out)
+    write_record({"settings": {"problems": args.problems, "tol": args.tol},
+                  "rows": run(args.problems, args.tol)}, markdown, args.out)
 
 
 if __name__ == "__main__":

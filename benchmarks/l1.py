@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks import datasets
 from benchmarks.objective import objective
-from benchmarks.timing import median_fit, write_report
+from benchmarks.timing import median_fit, write_record
 from sksoftmax import SoftmaxRegressionClassifier
 
 # (name, spec, alpha): alpha chosen so that the L1 fits keep a minority of
@@ -89,7 +89,10 @@ def run(repeats, only=None, saga_max_iter=10_000):
     return rows
 
 
-def markdown(rows, repeats, saga_max_iter):
+def markdown(record):
+    rows = record["rows"]
+    repeats = record["settings"]["repeats"]
+    saga_max_iter = record["settings"]["saga_max_iter"]
     lines = [
         "# L1 and elastic net against LogisticRegression(saga)",
         "",
@@ -113,6 +116,59 @@ def markdown(rows, repeats, saga_max_iter):
     return "\n".join(lines) + "\n"
 
 
+SHORT_NAMES = {"digits": "digits", "mnist1d-like 4000x40 K=10": "mnist1d",
+               "text 20k x 20k K=20 (zipf)": "text"}
+
+
+def _key(r):
+    return f"{SHORT_NAMES.get(r['dataset'], r['dataset'])}.{r['l1_ratio']:g}"
+
+
+def _range(values, fmt):
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def quotes(record):
+    """Figures the docs quote: ``<set>.<l1_ratio>.<method>.<what>`` (set:
+    digits, mnist1d or text; method: lbfgs, sgd, adam, saga, saga6) and
+    ``<set>.<what>`` ranges over both ratios."""
+    out, by_set = {}, {}
+    saga_names = {"saga (default tol)": "saga", "saga tol=1e-6": "saga6"}
+    for r in record["rows"]:
+        method = saga_names.get(r["method"], r["method"])
+        key = f"{_key(r)}.{method}"
+        out.update({f"{key}.s": f"{r['seconds']:.3g} s",
+                    f"{key}.iter": str(r["n_iter"]),
+                    f"{key}.gap": f"{r['gap']:+.1e}",
+                    f"{key}.zeros": f"{100 * r['zeros']:.1f} %",
+                    f"{key}.speedup": f"{r['saga_over']:.3g}×"})
+        by_set.setdefault(_key(r).split(".")[0], []).append((method, r))
+    for name, rows in by_set.items():
+        lbfgs = [r for m, r in rows if m == "lbfgs"]
+        saga6 = {r["l1_ratio"]: r for m, r in rows if m == "saga6"}
+        out[f"{name}.lbfgs.speedup"] = _range([r["saga_over"] for r in lbfgs],
+                                              "{:.3g}×")
+        out[f"{name}.lbfgs.iter"] = _range([r["n_iter"] for r in lbfgs], "{}")
+        out[f"{name}.lbfgs.gap"] = _range([r["gap"] for r in lbfgs], "{:.1e}")
+        out[f"{name}.lbfgs.max_gap"] = f"{max(r['gap'] for r in lbfgs):.1e}"
+        out[f"{name}.saga.iter"] = _range(
+            [r["n_iter"] for m, r in rows if m == "saga"], "{}")
+        apart = max(abs(r["zeros"] - saga6[r["l1_ratio"]]["zeros"]) for r in lbfgs)
+        out[f"{name}.zeros_apart"] = f"{100 * apart:.1f}"
+    return out
+
+
+def tables(record):
+    """Tables the docs show: ``{name: (header, rows)}``."""
+    rows = [[r["dataset"], f"{r['l1_ratio']:g}", f"{r['alpha']:g}",
+             f"{r['seconds']:.3g}, {r['n_iter']}", f"{r['gap']:+.1e}",
+             f"{100 * r['zeros']:.1f} %", f"{r['saga_over']:.3g}×"]
+            for r in record["rows"] if r["method"] == "lbfgs"]
+    return {"lbfgs": (["data set", "l1_ratio", "alpha", "lbfgs s, iter",
+                       "gap to saga tol=1e-6", "zeros", "speed-up vs saga"], rows)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -122,8 +178,10 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="also write the table here")
     args = parser.parse_args(argv)
     only = args.only.split(",") if args.only else None
-    write_report(markdown(run(args.repeats, only, args.saga_max_iter), args.repeats,
-                          args.saga_max_iter), args.out)
+    write_record({"settings": {"repeats": args.repeats,
+                               "saga_max_iter": args.saga_max_iter},
+                  "rows": run(args.repeats, only, args.saga_max_iter)},
+                 markdown, args.out)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Measurements that need a process of their own: peak memory and compile time.
 
 Run as ``python -m benchmarks.measure memory '<json>'``,
-``python -m benchmarks.measure compile [repeats [out.json]]`` (one JSON object,
-and a markdown table on stderr) or
+``python -m benchmarks.measure compile [repeats [out.json]]`` (the records as
+JSON on stdout, a markdown table on stderr; ``out.json`` gets them with the
+environment, as the docs' recorded page reads them) or
 ``python -m benchmarks.measure compile-ab OTHER_CHECKOUT [repeats]`` (cold first
 fits of another checkout and this one, interleaved; a markdown table).
 """
@@ -146,6 +147,40 @@ def compile_table(records):
     return "\n".join(lines)
 
 
+def markdown(record):
+    """The page of a recorded compile measurement."""
+    env = record["environment"]
+    return "\n".join([
+        "# Compile time of the first fit",
+        "",
+        f"`python -m benchmarks.measure compile {record['settings']['repeats']} "
+        "OUT.json` on "
+        f"{env['cpu_count']} CPUs, {env['date']}, numba {env['numba']}: each "
+        "case's first fit (max_iter=5, 3 classes, 5 features) in a fresh "
+        "process with an empty Numba cache (compilation), then in another "
+        "process on the cache that left (loading it); medians of "
+        f"{record['settings']['repeats']} such pairs. `python -m "
+        "sksoftmax.precompile` fills the cache ahead of time.",
+        "",
+        compile_table(record["rows"]), ""])
+
+
+def quotes(record):
+    """Figures the docs quote: ``<format>.<dtype>.<solver>.<rows>.cold`` /
+    ``.warm``, and ``cold.<solver>`` / ``warm`` ranges over the cases."""
+    out, cold, warm = {}, {}, []
+    for r in record["rows"]:
+        key = f"{r['format']}.{r['dtype']}.{r['solver']}.{r['rows']}"
+        out[f"{key}.cold"] = f"{r['cold_fit_s']:.1f} s"
+        out[f"{key}.warm"] = f"{r['warm_fit_s']:.2f} s"
+        cold.setdefault(r["solver"], []).append(r["cold_fit_s"])
+        warm.append(r["warm_fit_s"])
+    for solver, times in cold.items():
+        out[f"cold.{solver}"] = f"{min(times):.1f}–{max(times):.1f} s"
+    out["warm"] = f"{min(warm):.2f}–{max(warm):.2f} s"
+    return out
+
+
 def run_child(*args, timeout=1800):
     """Run this module in a child process and return its JSON answer."""
     proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", *args],
@@ -164,11 +199,16 @@ def main(argv):
         print(json.dumps(peak_memory_above_input(spec, peer_name, alpha, max_iter)))
     elif argv[0] == "compile":
         # compile [repeats [out.json]]: also prints a markdown table to stderr
-        records = compile_times(int(argv[1]) if len(argv) > 1 else 3)
+        repeats = int(argv[1]) if len(argv) > 1 else 3
+        records = compile_times(repeats)
         print(compile_table(records), file=sys.stderr)
         if len(argv) > 2:
+            from benchmarks.run import environment
+
             with open(argv[2], "w") as f:
-                json.dump(records, f, indent=1)
+                json.dump({"environment": environment(),
+                           "settings": {"repeats": repeats}, "rows": records},
+                          f, indent=1)
         print(json.dumps(records))
     elif argv[0] == "compile-ab":
         # compile-ab OTHER_TREE [repeats]: interleaved cold first fits

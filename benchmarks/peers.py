@@ -26,6 +26,10 @@ class Peer:
 
     label = ""
     dense_only = False
+    # driven by scipy (L-BFGS-B, linalg): timed at default BLAS threads and
+    # with BLAS held to one thread, the faster counting (its small vector
+    # operations can lose from BLAS threads on few cores)
+    blas_sensitive = False
 
     def __init__(self, method, max_rows=None, max_logits_x_features=None):
         self.method = method
@@ -71,6 +75,10 @@ class SkSoftmax(Peer):
 
 class LogReg(Peer):
     label = "LogisticRegression"
+
+    @property
+    def blas_sensitive(self):
+        return self.method in ("lbfgs", "newton-cg", "newton-cholesky")
 
     def make(self, alpha, n_train, max_iter=None):
         return LogisticRegression(C=1.0 / (alpha * n_train), solver=self.method,

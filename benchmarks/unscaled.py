@@ -12,6 +12,8 @@ sksoftmax's fit at ``tol=1e-10``; the gaps are relative to it.
 Run from the repository root::
 
     python -m benchmarks.unscaled [--repeats 5] [--out FILE.md]
+
+``--out`` also writes the raw record beside the table (``FILE.json``).
 """
 
 import argparse
@@ -23,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks import datasets
 from benchmarks.objective import objective
-from benchmarks.timing import median_fit, write_report
+from benchmarks.timing import fastest_setting, median_fit, write_record
 from sksoftmax import SoftmaxRegressionClassifier
 
 
@@ -42,12 +44,8 @@ def run(repeats):
             warnings.simplefilter("ignore", ConvergenceWarning)
             optimum = value(SoftmaxRegressionClassifier(
                 alpha=alpha, tol=1e-10, max_iter=100_000).fit(X, y))
-        lr = {}
-        for label, threads in (("default threads", None), ("1 BLAS thread", 1)):
-            lr[label] = median_fit(lambda: LogisticRegression(C=1.0, max_iter=10_000),
-                               X, y, repeats, threads)
-        faster = min(lr, key=lambda label: lr[label][0])
-        lr_s, lr_model = lr[faster]
+        lr_s, lr_model, faster = fastest_setting(
+            lambda: LogisticRegression(C=1.0, max_iter=10_000), X, y, repeats)
         ours_s, ours = median_fit(lambda a=alpha: SoftmaxRegressionClassifier(alpha=a),
                               X, y, repeats)
         rows.append({
@@ -59,7 +57,8 @@ def run(repeats):
     return rows
 
 
-def markdown(rows, repeats):
+def markdown(record):
+    rows, repeats = record["rows"], record["settings"]["repeats"]
     lines = [
         "# lbfgs on unscaled features",
         "",
@@ -82,12 +81,41 @@ def markdown(rows, repeats):
     return "\n".join(lines) + "\n"
 
 
+def quotes(record):
+    """Figures the docs quote, by ``<data set>.<what>``."""
+    out = {}
+    for r in record["rows"]:
+        name = r["dataset"]
+        out.update({
+            f"{name}.ratio": f"{r['lr_s'] / r['ours_s']:.1f}×",
+            f"{name}.lr_s": f"{r['lr_s']:.3f} s", f"{name}.lr_iter": str(r["lr_iter"]),
+            f"{name}.ours_s": f"{r['ours_s']:.3f} s",
+            f"{name}.ours_iter": str(r["ours_iter"]),
+            f"{name}.lr_gap": f"{r['lr_gap']:+.1e}",
+            f"{name}.ours_gap": f"{r['ours_gap']:+.1e}"})
+    ratios = [r["lr_s"] / r["ours_s"] for r in record["rows"]]
+    out["ratio_range"] = f"{min(ratios):.1f}–{max(ratios):.1f}×"
+    out["repeats"] = str(record["settings"]["repeats"])
+    return out
+
+
+def tables(record):
+    """Tables the docs show: ``{name: (header, rows)}``."""
+    rows = [[r["dataset"],
+             f"{r['lr_s']:.3f}, {r['lr_iter']}, {r['lr_gap']:+.1e} ({r['lr_blas']})",
+             f"{r['ours_s']:.3f}, {r['ours_iter']}, {r['ours_gap']:+.1e}",
+             f"{r['lr_s'] / r['ours_s']:.1f}×"] for r in record["rows"]]
+    return {"summary": (["data set", "LR s, iter, gap (setting)",
+                         "sksoftmax s, iter, gap", "LR / sksoftmax"], rows)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None, help="also write the table here")
     args = parser.parse_args(argv)
-    write_report(markdown(run(args.repeats), args.repeats), args.out)
+    write_record({"settings": {"repeats": args.repeats}, "rows": run(args.repeats)},
+                 markdown, args.out)
 
 
 if __name__ == "__main__":
