@@ -81,6 +81,30 @@ def sparse_text(n, d, k, nnz_per_row=50, dtype="float32", seed=0,
             "vocabulary": vocabulary}
 
 
+_KINDS = {"blobs": "dense blobs", "features": "dense features",
+          "embeddings": "embeddings", "text": "CSR text, skewed",
+          "text-flat": "CSR text, flat", "text-zipf": "CSR text, Zipf"}
+
+
+def _count(n):
+    for size, suffix in ((10**6, "M"), (10**3, "k")):
+        if n >= 10 * size and n % size == 0:
+            return f"{n // size}{suffix}"
+    return str(n)
+
+
+def describe(name):
+    """A generated set's name for a reader: ``"text-flat_n200000_d100000_k20_float32"``
+    -> ``"CSR text, flat, 200k × 100k, K = 20, float32"``; other names as
+    they are."""
+    parts = name.split("_")
+    if len(parts) != 5 or parts[0] not in _KINDS:
+        return name
+    kind, n, d, k, dtype = parts
+    return (f"{_KINDS[kind]}, {_count(int(n[1:]))} × {_count(int(d[1:]))}, "
+            f"K = {k[1:]}, {dtype}")
+
+
 def _test_size(n):
     return min(n // 5, 20_000)
 

@@ -201,6 +201,8 @@ def plot(records, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from benchmarks.plots import readable_log_ticks
     fig, ax = plt.subplots(figsize=(7, 4))
     for name in dict.fromkeys(r["name"] for r in records):
         rs = [r for r in records if r["name"] == name]
@@ -211,6 +213,8 @@ def plot(records, path):
     ax.set_ylabel("pass bandwidth / device peak")
     ax.legend()
     fig.tight_layout()
+    for each in [ax]:
+        readable_log_ticks(each)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

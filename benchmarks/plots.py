@@ -8,12 +8,29 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 REFERENCE = "LogisticRegression(lbfgs)"
 
 
+def readable_log_ticks(ax):
+    """No labels on the minor ticks of log axes (matplotlib labels every
+    minor tick of a short range, and they overlap); on a range of at most
+    two decades, labels at 1, 2 and 5 times the powers of ten instead."""
+    for axis, scale, limits in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+                                (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log":
+            continue
+        if max(limits) <= 100 * min(limits):
+            axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(ticker.LogFormatterSciNotation(
+                labelOnlyBase=False))
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def _save(fig, ax, path):
-    """Legend, layout, PNG, and free the figure."""
+    """Legend, readable ticks, layout, PNG, and free the figure."""
+    readable_log_ticks(ax)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -310,10 +310,49 @@ def write_markdown(records, env, path):
         f.write("\n".join(lines) + "\n")
 
 
+def quotes(record):
+    """Figures the docs quote: ``<config>.<what>`` (fit_s, n_iter, pass_s,
+    objective, client_gib, worker_gib, latency_ms), and ``rows``,
+    ``x_gib``, ``chunks``, ``bytes_each_way``."""
+    records = record["records"]
+    first = records[0]
+    out = {"rows": f"{first['rows']:,}", "x_gib": f"{_gib(first['x_bytes'])} GiB",
+           "chunks": str(first["n_chunks"]),
+           "chunk_rows": f"{first['chunk_rows']:,}"}
+    for r in records:
+        key = r["config"]
+        out.update({f"{key}.fit_s": f"{r['fit_s']:.1f} s",
+                    f"{key}.n_iter": str(r["n_iter"]),
+                    f"{key}.pass_s": f"{r['pass_s']:.2f} s",
+                    f"{key}.objective": f"{r['final_objective']:.8f}",
+                    f"{key}.client_gib": f"{_gib(r['client_peak_bytes'])} GiB"})
+        if r.get("worker_peak_bytes"):
+            out[f"{key}.worker_gib"] = ", ".join(
+                _gib(b) for b in r["worker_peak_bytes"]) + " GiB"
+        if "latency_s" in r:
+            out[f"{key}.latency_ms"] = f"{1e3 * r['latency_s']:.0f} ms"
+        if "bytes_per_worker_per_pass" in r:
+            out["bytes_each_way"] = f"{r['bytes_per_worker_per_pass'] // 2:,}"
+    return out
+
+
+def tables(record):
+    """Tables the docs show: ``{name: (header, rows)}``."""
+    rows = []
+    for r in record["records"]:
+        workers = ", ".join(_gib(b) for b in r.get("worker_peak_bytes", [])) or "—"
+        rows.append([r["config"], f"{r['fit_s']:.1f}", str(r["n_iter"]),
+                     f"{r['pass_s']:.2f}", workers, _gib(r["client_peak_bytes"])])
+    return {"summary": (["configuration", "fit, s", "iterations", "pass, s",
+                         "peak per worker, GiB", "client, GiB"], rows)}
+
+
 def plot(records, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from benchmarks.plots import readable_log_ticks
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     names = [r["config"] for r in records]
     left.barh(names, [r["fit_s"] for r in records], color="tab:blue")
@@ -328,6 +367,8 @@ def plot(records, path):
     right.invert_yaxis()
     right.legend(loc="lower right")
     fig.tight_layout()
+    for each in fig.axes:
+        readable_log_ticks(each)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -307,11 +307,59 @@ def write_markdown(rows, environment_, path):
         f.write("\n".join(lines) + "\n")
 
 
+def quotes(record):
+    """Figures the docs quote, by ``<data set>.<what>`` (the set's recorded
+    name): ``speedup`` (to LogisticRegression's objective), ``lr_s``,
+    ``lr_iter``, ``lr_setting``, ``ours_s``, ``ours_iter``,
+    ``default_speedup``; and ``<family>.speedup`` ranges (flat, zipf:
+    the CSR sets of that vocabulary)."""
+    out, families = {}, {}
+    for r in record["rows"]:
+        name, lr, ours = r["dataset"], r["lr"], r["ours_to_target"]
+        out.update({f"{name}.speedup": f"{r['speedup']:.1f}×",
+                    f"{name}.lr_s": f"{lr['fit_s']:.2f} s",
+                    f"{name}.lr_iter": str(lr["n_iter"]),
+                    f"{name}.lr_setting": lr.get("blas", "default threads"),
+                    f"{name}.ours_s": f"{ours['fit_s']:.2f} s",
+                    f"{name}.ours_iter": str(ours["n_iter"]),
+                    f"{name}.default_speedup": f"{r['default_speedup']:.1f}×"})
+        for who, rec in (("lr", lr), ("ours", ours)):
+            out[f"{name}.{who}_pass_ms"] = (
+                f"{1e3 * rec['pass_s'] / rec['evaluations']:.0f} ms")
+            out[f"{name}.{who}_update_ms"] = (
+                f"{1e3 * rec['update_s'] / max(rec['n_iter'], 1):.0f} ms")
+        family = name.split("_")[0].removeprefix("text-")
+        families.setdefault(family, []).append(r["speedup"])
+    for family, values in families.items():
+        out[f"{family}.speedup"] = f"{min(values):.1f}–{max(values):.1f}×"
+    return out
+
+
+def tables(record):
+    """Tables the docs show: ``{name: (header, rows)}``."""
+    from benchmarks.datasets import describe
+
+    rows = []
+    for r in record["rows"]:
+        lr, ours = r["lr"], r["ours_to_target"]
+        target = r.get("target")
+        met = ("-" if not target else
+               f"≥ {target:g}× ({'met' if r['speedup'] >= target else 'missed'})")
+        rows.append([describe(r["dataset"]),
+                     f"{lr['fit_s']:.2f} ({lr.get('blas', 'default threads')})",
+                     str(lr["n_iter"]), f"{ours['fit_s']:.2f} ({ours['n_iter']})",
+                     f"{r['speedup']:.2f}×", met])
+    return {"summary": (["data set", "LR s (setting)", "LR iter",
+                         "sksoftmax s (iter)", "speed-up", "target"], rows)}
+
+
 def plot(rows, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from benchmarks.plots import readable_log_ticks
 
     done = [r for r in rows if r["speedup"] is not None]
     if not done:
@@ -332,6 +380,8 @@ def plot(rows, path):
     ax.invert_yaxis()
     ax.legend(fontsize=8)
     fig.tight_layout()
+    for each in [ax]:
+        readable_log_ticks(each)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
