@@ -63,6 +63,8 @@ templates_path = ["_templates"]
 exclude_patterns = ["_build", "_ext", "benchmark_results"]
 html_theme = "pydata_sphinx_theme"
 html_title = "sksoftmax"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 
 # Docstrings inherited from scikit-learn's mixins refer to labels of
 # scikit-learn's own site; they point there instead.
