@@ -87,9 +87,10 @@ _KINDS = {"blobs": "dense blobs", "features": "dense features",
 
 
 def _count(n):
-    for size, suffix in ((10**6, "M"), (10**3, "k")):
-        if n >= 10 * size and n % size == 0:
-            return f"{n // size}{suffix}"
+    if n >= 10**6 and n % 10**6 == 0:
+        return f"{n // 10**6}M"
+    if n >= 10**4 and n % 10**3 == 0:
+        return f"{n // 10**3}k"
     return str(n)
 
 

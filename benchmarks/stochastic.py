@@ -345,6 +345,15 @@ def write_markdown(rows, environment_, path):
         f.write("\n".join(lines) + "\n")
 
 
+def _readable_percent(x):
+    """A gap in percent for a reader: two significant digits, or "< 0.001 %"."""
+    return "< 0.001 %" if 100 * x < 1e-3 else f"{100 * x:.2g} %"
+
+
+def _times(ratio):
+    return f"{ratio:.1f}×" if ratio >= 1 else f"{ratio:.2f}×"
+
+
 def quotes(record):
     """Figures the docs quote: ``<data set>.<model>.gap`` (percent above the
     optimum), ``.ratio`` (LogisticRegression's time over the model's) for
@@ -357,13 +366,13 @@ def quotes(record):
     for row in record["rows"]:
         name, lr = row["dataset"], row["LogisticRegression(lbfgs)"]
         out[f"{name}.LR.s"] = f"{lr['fit_s']:.3g} s"
-        out[f"{name}.LR.gap"] = f"{100 * lr['objective_gap']:.2g} %"
+        out[f"{name}.LR.gap"] = _readable_percent(lr["objective_gap"])
         for solver in ("lbfgs", "sgd", "adam"):
             rec = row.get(f"sksoftmax({solver})")
             if rec is None:
                 continue
-            out[f"{name}.{solver}.gap"] = f"{100 * rec['objective_gap']:.2g} %"
-            out[f"{name}.{solver}.ratio"] = f"{lr['fit_s'] / rec['fit_s']:.2g}×"
+            out[f"{name}.{solver}.gap"] = _readable_percent(rec["objective_gap"])
+            out[f"{name}.{solver}.ratio"] = _times(lr["fit_s"] / rec["fit_s"])
             if name != "blobs_n50000_d1000_k10_float32":
                 gaps.append(rec["objective_gap"])
                 losses.append(rec["log_loss_ratio"] - 1)
@@ -386,11 +395,11 @@ def tables(record):
             continue
         lr = row["LogisticRegression(lbfgs)"]
         cells = [describe(row["dataset"]), f"{lr['fit_s']:.3g}",
-                 _percent(lr["objective_gap"])]
+                 _readable_percent(lr["objective_gap"])]
         for solver in ("sgd", "adam", "lbfgs"):
             rec = row[f"sksoftmax({solver})"]
-            cells.append(f"{_percent(rec['objective_gap'])}, "
-                         f"{lr['fit_s'] / rec['fit_s']:.2g}×")
+            cells.append(f"{_readable_percent(rec['objective_gap'])}, "
+                         f"{_times(lr['fit_s'] / rec['fit_s'])}")
         rows.append(cells)
     return {"summary": (["data set", "LR s", "LR gap", "sgd: gap, × LR",
                          "adam: gap, × LR", "lbfgs: gap, × LR"], rows)}

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from threadpoolctl import threadpool_limits
 
 from sksoftmax import SoftmaxRegressionClassifierCV
 
@@ -58,16 +59,24 @@ print("mean iterations per alpha along the path:",
 # ----------------------------------------
 # Its C multiplies a sum over a fold's training rows: ``C = 1 / (alpha *
 # n_train)`` is the same objective.
+# Its lbfgs (scipy's L-BFGS-B) can lose from BLAS threads on machines with few
+# cores: it is timed at the default BLAS threads and with one, the faster
+# counting.
 n_train = len(folds[0][0])
-start = time.perf_counter()
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # its ConvergenceWarnings at weak alphas
-    lrcv = LogisticRegressionCV(Cs=1 / (alphas[::-1] * n_train), cv=folds,
-                                scoring="neg_log_loss").fit(X_train, y_train)
-lr_s = time.perf_counter() - start
+lr_times = {}
+for threads in (None, 1):
+    start = time.perf_counter()
+    with warnings.catch_warnings(), threadpool_limits(threads, user_api="blas"):
+        warnings.simplefilter("ignore")  # its ConvergenceWarnings at weak alphas
+        lrcv = LogisticRegressionCV(Cs=1 / (alphas[::-1] * n_train), cv=folds,
+                                    scoring="neg_log_loss").fit(X_train, y_train)
+    lr_times["one BLAS thread" if threads else "default BLAS threads"] = (
+        time.perf_counter() - start)
+setting = min(lr_times, key=lr_times.get)
+lr_s = lr_times[setting]
 print(f"LogisticRegressionCV: alpha = {1 / (lrcv.C_[0] * n_train):.1e}, test "
       f"accuracy {accuracy_score(y_test, lrcv.predict(X_test)):.3f}, {lr_s:.2f} s "
-      f"({lr_s / ours_s:.1f}x the time)")
+      f"at {setting} ({lr_s / ours_s:.1f}x the time)")
 
 # %%
 # The validation curve
