@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import sksoftmax
-from benchmarks import datasets, measure, plots, report
+from benchmarks import datasets, measure, report
 from benchmarks.objective import objective
 from benchmarks.peers import SkSoftmax, all_peers
 from benchmarks.timing import BLAS_SETTINGS
@@ -322,6 +322,8 @@ def main(argv=None):
         del data
     save()
     report.write_markdown(results, os.path.join(args.out, "results.md"))
+    from benchmarks import plots  # matplotlib: the benchmark extra
+
     plots.plot_all(results, args.out)
     print(f"wrote {args.out}/results.json, results.md and plots")
 
