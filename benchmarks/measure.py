@@ -158,9 +158,10 @@ def markdown(record):
         f"{env['cpu_count']} CPUs, {env['date']}, numba {env['numba']}: each "
         "case's first fit (max_iter=5, 3 classes, 5 features) in a fresh "
         "process with an empty Numba cache (compilation), then in another "
-        "process on the cache that left (loading it); medians of "
-        f"{record['settings']['repeats']} such pairs. `python -m "
-        "sksoftmax.precompile` fills the cache ahead of time.",
+        "process on the cache that left (loading it); "
+        + ("one such pair" if record["settings"]["repeats"] == 1 else
+           f"medians of {record['settings']['repeats']} such pairs")
+        + ". `python -m sksoftmax.precompile` fills the cache ahead of time.",
         "",
         compile_table(record["rows"]), ""])
 
